@@ -1,0 +1,166 @@
+"""`veeam-failover-exporter run | simulate | demo`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+import uvicorn
+
+from exporter import __version__
+from exporter.config import ConfigError, load_config, parse_listen_address
+
+log = logging.getLogger("exporter")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # httpx logs every request at INFO; that is our metrics' job, not the log's
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="veeam-failover-exporter")
+def main() -> None:
+    """Prometheus exporter for Veeam Backup Enterprise Manager cloud failover."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file.")
+@click.option(
+    "--em-url", envvar="VEEAM_EM_URL", help="EM address, e.g. https://em.example:9398 [VEEAM_EM_URL]"
+)
+@click.option("--em-username", envvar="VEEAM_EM_USERNAME", help="EM user [VEEAM_EM_USERNAME]")
+@click.option(
+    "--em-password-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the EM password (or set VEEAM_EM_PASSWORD).",
+)
+@click.option("--em-ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify EM's certificate.")
+@click.option(
+    "--em-insecure-skip-verify",
+    is_flag=True,
+    default=None,
+    help="Do not verify EM's TLS certificate. Dangerous; prefer --em-ca-file.",
+)
+@click.option(
+    "--listen-address",
+    envvar="VEEAM_EXPORTER_LISTEN_ADDRESS",
+    help="host:port to serve on (default 0.0.0.0:9849) [VEEAM_EXPORTER_LISTEN_ADDRESS]",
+)
+@click.option("--poll-interval", type=float, help="Seconds between polls while a failover runs (default 10).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Default info.")
+def run(config_path: str | None, **overrides: Any) -> None:
+    """Run the exporter against a real Enterprise Manager."""
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigError as exc:
+        raise click.UsageError(f"config: {exc}") from None
+    _setup_logging(config.log_level)
+    from exporter.service import Exporter
+
+    exporter = Exporter(config)
+    host, port = config.listen_host_port
+    log.info(
+        "veeam-failover-exporter %s serving on %s, polling %s",
+        __version__,
+        config.listen_address,
+        config.em.url,
+    )
+    uvicorn.run(
+        exporter.app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    default="demo",
+    show_default=True,
+    help="Built-in scenario name (demo, seed, ...) or a scenario YAML file.",
+)
+@click.option("--listen-address", default="127.0.0.1:9398", show_default=True, help="host:port to serve on.")
+@click.option("--time-scale", type=float, help="Override the scenario's time scale.")
+def simulate(scenario: str, listen_address: str, time_scale: float | None) -> None:
+    """Run the EM simulator alone (plain HTTP)."""
+    _setup_logging("info")
+    sim = _simulator(scenario, time_scale)
+    try:
+        host, port = parse_listen_address(listen_address)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(
+        f"EM simulator ({sim.world.scenario.name}) on http://{host}:{port}/api/ ; "
+        f"logon user(s): {', '.join(sim.world.scenario.users)}"
+    )
+    uvicorn.run(sim.app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _simulator(scenario: str, time_scale: float | None) -> Any:
+    import dataclasses
+
+    from exporter.simulator import Simulator, World, load_scenario
+    from exporter.simulator.scenario import ScenarioError
+
+    try:
+        sc = load_scenario(scenario)
+    except ScenarioError as exc:
+        raise click.UsageError(f"scenario: {exc}") from None
+    if time_scale is not None:
+        if time_scale <= 0:
+            raise click.UsageError("--time-scale: must be positive")
+        sc = dataclasses.replace(sc, time_scale=time_scale)
+    return Simulator(World(sc))
+
+
+@main.command()
+@click.option("--scenario", default="demo", show_default=True, help="Built-in scenario or YAML file.")
+@click.option(
+    "--listen-address", default="127.0.0.1:9849", show_default=True, help="Where the exporter serves."
+)
+@click.option("--time-scale", type=float, help="Override the scenario's time scale.")
+def demo(scenario: str, listen_address: str, time_scale: float | None) -> None:
+    """Simulated EM plus exporter in one process, on loopback."""
+    from exporter.config import Config, EMSettings, PollSettings
+    from exporter.secret import Secret
+    from exporter.serve import ServerThread
+    from exporter.service import Exporter
+
+    _setup_logging("info")
+    sim = _simulator(scenario, time_scale)
+    user, password = next(iter(sim.world.scenario.users.items()))
+    em_server = ServerThread(sim.app).start()
+    try:
+        host, port = parse_listen_address(listen_address)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    config = Config(
+        em=EMSettings(url=em_server.url, username=user, password=Secret(password)),
+        poll=PollSettings(active_interval_seconds=2, idle_interval_seconds=10),
+        listen_address=listen_address,
+    )
+    exporter = Exporter(config)
+    web = ServerThread(exporter.app, host, port).start()
+    click.echo(f"Simulated Enterprise Manager: {em_server.url}/api/  (scenario {sim.world.scenario.name})")
+    click.echo(f"Exporter:                     {web.url}/")
+    click.echo(f"Metrics:                      {web.url}/metrics")
+    click.echo("Press Ctrl-C to stop.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        web.stop()
+        em_server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Snapshot -> Prometheus metric families. Fresh families on every collect; nothing here talks to EM.
+
+Two collectors, one concern each (as node_exporter does): how our polling of EM goes, and what EM says
+about cloud failover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask
+from exporter.em.parse import point_time_from_name
+from exporter.snapshot import Snapshot, Store
+
+# Poll failure reasons we can name in advance: exported as 0 from the start so rate() works at once.
+POLL_ERROR_REASONS = (
+    "timeout",
+    "connect",
+    "tls",
+    "protocol",
+    "http_4xx",
+    "http_5xx",
+    "logon",
+    "parse",
+    "paging",
+    "too_large",
+)
+
+_CACHED = " Read from EM by the background poller; served from its last snapshot."
+
+
+class HealthCollector(Collector):
+    """How talking to EM goes: up, poll timing, requests by endpoint and code, logons."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.store.current()
+        build = GaugeMetricFamily(
+            "veeam_failover_exporter_build_info", "Exporter version; always 1.", labels=["version"]
+        )
+        build.add_metric([__version__], 1)
+        yield build
+        yield GaugeMetricFamily(
+            "veeam_em_up",
+            "1 if the last poll of Enterprise Manager fully succeeded, else 0.",
+            value=1 if snap.up else 0,
+        )
+        yield GaugeMetricFamily(
+            "veeam_em_last_successful_poll_timestamp_seconds",
+            "When the last fully successful poll of EM started (Unix time; 0 if never).",
+            value=snap.last_success or 0,
+        )
+        yield GaugeMetricFamily(
+            "veeam_em_poll_duration_seconds", "Wall time of the last poll of EM.", value=snap.poll_duration
+        )
+        yield GaugeMetricFamily(
+            "veeam_em_poll_requests", "HTTP requests to EM made by the last poll.", value=snap.poll_requests
+        )
+        errors = CounterMetricFamily(
+            "veeam_em_poll_errors", "Polls that failed or partly failed, by reason.", labels=["reason"]
+        )
+        for reason in sorted(set(POLL_ERROR_REASONS) | set(snap.poll_errors)):
+            errors.add_metric([reason], snap.poll_errors.get(reason, 0))
+        yield errors
+        em = snap.em
+        requests = CounterMetricFamily(
+            "veeam_em_requests",
+            "HTTP requests to EM by route template and status code.",
+            labels=["endpoint", "code"],
+        )
+        for (endpoint, code), n in sorted(em.requests.items()):
+            requests.add_metric([endpoint, code], n)
+        yield requests
+        failures = CounterMetricFamily(
+            "veeam_em_request_errors",
+            "Requests to EM that got no usable HTTP answer (time-out, connect, TLS, size).",
+            labels=["endpoint", "reason"],
+        )
+        for (endpoint, reason), n in sorted(em.errors.items()):
+            failures.add_metric([endpoint, reason], n)
+        yield failures
+        yield CounterMetricFamily("veeam_em_logons", "Logons to EM (POST /api/sessionMngr).", value=em.logons)
+        yield CounterMetricFamily(
+            "veeam_em_received_bytes", "Bytes of EM answer bodies received.", value=em.bytes_received
+        )
+
+
+class FailoverCollector(Collector):
+    """Plans, each plan's latest failover session, and every VM in it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.store.current()
+        yield from _plan_families(_unique_plans(snap.plans))
+        yield from _session_families(snap)
+
+
+def _unique_plans(plans: Iterable[Plan]) -> list[Plan]:
+    seen: dict[tuple[str, str], Plan] = {}
+    for p in plans:
+        seen.setdefault((p.backup_server, p.name), p)  # two plans with one name would make duplicate series
+    return list(seen.values())
+
+
+def _plan_families(plans: list[Plan]) -> Iterator[Metric]:
+    info = GaugeMetricFamily(
+        "veeam_failover_plan_info",
+        "Cloud failover plans known to EM; always 1." + _CACHED,
+        labels=["backup_server", "plan", "plan_id", "tenant"],
+    )
+    vms = GaugeMetricFamily(
+        "veeam_failover_plan_vms",
+        "VMs in the cloud failover plan (CloudFailoverPlanInfo)." + _CACHED,
+        labels=["backup_server", "plan"],
+    )
+    for p in plans:
+        info.add_metric([p.backup_server, p.name, p.id, p.tenant], 1)
+        vms.add_metric([p.backup_server, p.name], len(p.vms))
+    yield info
+    yield vms
+
+
+def _one_hot(family: GaugeMetricFamily, labels: list[str], value: str, documented: tuple[str, ...]) -> None:
+    # One series per documented value, 1 for the current one; an undocumented value from EM is kept.
+    for v in documented:
+        family.add_metric([*labels, v], 1 if v == value else 0)
+    if value not in documented:
+        family.add_metric([*labels, value], 1)
+
+
+@dataclass
+class _Lifecycle:
+    """The five families a session and a VM task both have: state, result, progress, start, end."""
+
+    state: GaugeMetricFamily
+    result: GaugeMetricFamily
+    progress: GaugeMetricFamily
+    start: GaugeMetricFamily
+    end: GaugeMetricFamily
+
+    @classmethod
+    def create(cls, prefix: str, what: str, labels: list[str], doc: str) -> _Lifecycle:
+        def family(suffix: str, text: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"{prefix}_{suffix}", f"{what} {text}{doc}", labels=[*labels, *extra])
+
+        return cls(
+            state=family("state", "State, one series per state", ("state",)),
+            result=family("result", "Result, one series per result", ("result",)),
+            progress=family("progress_ratio", "Progress, 0-1"),
+            start=family("start_timestamp_seconds", "CreationTimeUTC"),
+            end=family("end_timestamp_seconds", "EndTimeUTC, present once it ended"),
+        )
+
+    def add(self, labels: list[str], item: Session | VmTask) -> None:
+        _one_hot(self.state, labels, item.state, SESSION_STATES)
+        _one_hot(self.result, labels, item.result, SESSION_RESULTS)
+        self.progress.add_metric(labels, item.progress / 100)
+        if item.start is not None:
+            self.start.add_metric(labels, item.start)
+        if item.end is not None:
+            self.end.add_metric(labels, item.end)
+
+    def families(self) -> tuple[GaugeMetricFamily, ...]:
+        return (self.state, self.result, self.progress, self.start, self.end)
+
+
+def _session_families(snap: Snapshot) -> Iterator[Metric]:
+    s_labels = ["backup_server", "plan"]
+    vm_labels = [*s_labels, "vm"]
+    info = GaugeMetricFamily(
+        "veeam_failover_session_info",
+        "The plan's latest failover session; always 1." + _CACHED,
+        labels=[*s_labels, "session_id"],
+    )
+    session = _Lifecycle.create(
+        "veeam_failover_session", "Session", s_labels, " (latest failover session of the plan)." + _CACHED
+    )
+    vdoc = " (per VM task of the plan's latest failover session)." + _CACHED
+    vm = _Lifecycle.create("veeam_failover_vm", "VM task", vm_labels, vdoc)
+    vm_point = GaugeMetricFamily(
+        "veeam_failover_vm_restore_point_timestamp_seconds",
+        "Creation time of the replica point the VM fails over to: the start of the data-loss window. "
+        "From the point's CreationTimeUTC, or from the time in its name (read as UTC) if the point "
+        "cannot be read" + vdoc,
+        labels=vm_labels,
+    )
+    for s in snap.sessions:
+        lv = [s.backup_server, s.plan]
+        info.add_metric([*lv, s.id], 1)
+        session.add(lv, s)
+        for t in _unique_tasks(s):
+            tv = [*lv, t.vm]
+            vm.add(tv, t)
+            point = snap.restore_points.get(t.restore_point_id or "")
+            if point is None:
+                point = point_time_from_name(t.restore_point_name)
+            if point is not None:
+                vm_point.add_metric(tv, point)
+    yield info
+    yield from session.families()
+    yield from vm.families()
+    yield vm_point
+
+
+def _unique_tasks(s: Session) -> list[VmTask]:
+    # EM lists a VM once per session; should it ever repeat one, the later entry wins (duplicate
+    # series would make the whole exposition invalid).
+    return list({t.vm: t for t in s.tasks}.values())

@@ -1,0 +1,240 @@
+"""Exporter settings: YAML file, overridden by environment, overridden by flags. Validated once, at start.
+
+Every error names the setting (as its YAML key) and what is wrong with it. The EM password comes only
+from `VEEAM_EM_PASSWORD` or a file: never from a flag (it would show in `ps`) or from the YAML itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.em.client import normalize_base_url
+from exporter.secret import Secret
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class EMSettings:
+    url: str
+    username: str
+    password: Secret = field(repr=False)
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout_seconds: float = 30.0
+    page_size: int = 100
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    active_interval_seconds: float = 10.0
+    idle_interval_seconds: float = 60.0
+    # How far back each poll looks for new sessions. EM learns of sessions from its backup servers
+    # every 15 minutes by default, so a session can appear with a CreationTime that far in the past.
+    session_lookback_seconds: float = 1800.0
+    history_seconds: float = 30 * 86400.0  # the first poll looks this far back for each plan's latest session
+    max_backoff_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    em: EMSettings
+    poll: PollSettings = field(default_factory=PollSettings)
+    listen_address: str = "0.0.0.0:9849"
+    log_level: str = "info"
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        return parse_listen_address(self.listen_address)
+
+
+EM_KEYS = {
+    "url",
+    "username",
+    "password_file",
+    "ca_file",
+    "insecure_skip_verify",
+    "timeout_seconds",
+    "page_size",
+    "max_body_bytes",
+}
+POLL_KEYS = set(PollSettings.__dataclass_fields__)
+TOP_KEYS = {"em", "poll", "listen_address", "log_level"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"listen_address: must be host:port (e.g. 0.0.0.0:9849), got {value!r}")
+    return (host.strip("[]") or "0.0.0.0"), int(port)  # noqa: S104 - an exporter listens for Prometheus
+
+
+def _mapping(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(map(str, value)) - allowed)
+    if unknown:
+        hint = ""
+        if "password" in unknown:
+            hint = " (put the password in a file and set em.password_file, or set VEEAM_EM_PASSWORD)"
+        raise ConfigError(f"{key}.{unknown[0]}: unknown setting{hint}; known: {', '.join(sorted(allowed))}")
+    return value
+
+
+def _number(
+    d: dict[str, Any], key: str, where: str, default: float, *, minimum: float, integer: bool = False
+) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not float(v).is_integer()):
+        raise ConfigError(f"{where}.{key}: must be {'an integer' if integer else 'a number'}, got {v!r}")
+    if v < minimum:
+        raise ConfigError(f"{where}.{key}: must be at least {minimum:g}, got {v!r}")
+    return float(v)
+
+
+def _string(d: dict[str, Any], key: str, where: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise ConfigError(f"{where}.{key}: must be a non-empty string, got {v!r}")
+    return v
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a YAML mapping at the top level")
+    return data
+
+
+def _read_password_file(path: str) -> Secret:
+    try:
+        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"em.password_file: cannot read {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ConfigError(f"em.password_file: {path} is empty")
+    return Secret(value)
+
+
+def build_config(
+    data: dict[str, Any], overrides: dict[str, Any], env: dict[str, str] | None = None
+) -> Config:
+    """`data` from YAML; `overrides` from flags (None = not given); `env` defaults to os.environ."""
+    env = dict(os.environ) if env is None else env
+    top = _mapping(data, "config", TOP_KEYS)
+    em = dict(_mapping(top.get("em"), "em", EM_KEYS))
+    poll = dict(_mapping(top.get("poll"), "poll", POLL_KEYS))
+
+    # environment over file, flags over environment
+    for env_key, target, key in (
+        ("VEEAM_EM_URL", em, "url"),
+        ("VEEAM_EM_USERNAME", em, "username"),
+        ("VEEAM_EXPORTER_LISTEN_ADDRESS", top, "listen_address"),
+    ):
+        if env.get(env_key):
+            target[key] = env[env_key]
+    flag_map = {
+        "em_url": (em, "url"),
+        "em_username": (em, "username"),
+        "em_password_file": (em, "password_file"),
+        "em_ca_file": (em, "ca_file"),
+        "em_insecure_skip_verify": (em, "insecure_skip_verify"),
+        "listen_address": (top, "listen_address"),
+        "poll_interval": (poll, "active_interval_seconds"),
+        "log_level": (top, "log_level"),
+    }
+    for flag, value in overrides.items():
+        if value is not None:
+            target, key = flag_map[flag]
+            target[key] = value
+
+    url = _string(em, "url", "em")
+    if url is None:
+        raise ConfigError("em.url: required (config file, VEEAM_EM_URL or --em-url)")
+    try:
+        url = normalize_base_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"em.url: {exc}") from None
+    username = _string(em, "username", "em")
+    if username is None:
+        raise ConfigError("em.username: required (config file, VEEAM_EM_USERNAME or --em-username)")
+    password_file = _string(em, "password_file", "em")
+    if password_file is not None:
+        password = _read_password_file(password_file)
+    elif env.get("VEEAM_EM_PASSWORD"):
+        password = Secret(env["VEEAM_EM_PASSWORD"])
+    else:
+        raise ConfigError(
+            "em.password_file: no EM password: set VEEAM_EM_PASSWORD or em.password_file (--em-password-file)"
+        )
+    ca_file = _string(em, "ca_file", "em")
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise ConfigError(f"em.ca_file: no such file {ca_file}")
+    insecure = em.get("insecure_skip_verify", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"em.insecure_skip_verify: must be true or false, got {insecure!r}")
+    if insecure and ca_file:
+        raise ConfigError("em.insecure_skip_verify: cannot be combined with em.ca_file; pick one")
+
+    listen = top.get("listen_address", "0.0.0.0:9849")
+    if not isinstance(listen, str):
+        raise ConfigError(f"listen_address: must be host:port, got {listen!r}")
+    parse_listen_address(listen)
+    log_level = str(top.get("log_level", "info")).lower()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {top.get('log_level')!r}")
+
+    poll_settings = PollSettings(
+        active_interval_seconds=_number(poll, "active_interval_seconds", "poll", 10.0, minimum=1),
+        idle_interval_seconds=_number(poll, "idle_interval_seconds", "poll", 60.0, minimum=1),
+        session_lookback_seconds=_number(poll, "session_lookback_seconds", "poll", 1800.0, minimum=0),
+        history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
+        max_backoff_seconds=_number(poll, "max_backoff_seconds", "poll", 300.0, minimum=1),
+    )
+    if poll_settings.idle_interval_seconds < poll_settings.active_interval_seconds:
+        raise ConfigError("poll.idle_interval_seconds: must not be shorter than poll.active_interval_seconds")
+    return Config(
+        em=EMSettings(
+            url=url,
+            username=username,
+            password=password,
+            ca_file=ca_file,
+            insecure_skip_verify=insecure,
+            timeout_seconds=_number(em, "timeout_seconds", "em", 30.0, minimum=0.1),
+            page_size=int(_number(em, "page_size", "em", 100, minimum=1, integer=True)),
+            max_body_bytes=int(
+                _number(em, "max_body_bytes", "em", 64 * 1024 * 1024, minimum=1024, integer=True)
+            ),
+        ),
+        poll=poll_settings,
+        listen_address=listen,
+        log_level=log_level,
+    )
+
+
+def load_config(path: str | None, overrides: dict[str, Any], env: dict[str, str] | None = None) -> Config:
+    return build_config(read_yaml(path) if path else {}, overrides, env)

@@ -1,0 +1,395 @@
+"""HTTP client for the EM REST API: one logon session, reused, renewed once on 401, closed on shutdown.
+
+Thread-safe: the poller and the action endpoints share one client and one EM logon session.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+
+from exporter.em import parse
+from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
+from exporter.secret import Secret
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+XML = "application/xml"
+TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name
+# Route templates for the `endpoint` label: never an ID, so the label set stays bounded.
+EP_LOGON = "/api/sessionMngr"
+EP_LOGOUT = "/api/logonSessions/{id}"
+EP_PLANS = "/api/cloud/cloudFailoverPlans"
+EP_START = "/api/cloud/cloudFailoverPlans/{id}?action=start"
+EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
+EP_POINT_QUERY = "/api/query?type=CloudVmReplicaPoint"
+EP_TASK = "/api/tasks/{id}"
+
+# EM has no documented way to fetch many points by ID; OR-ing UID filters keeps it to one request
+# per this many new points, and the URL well under HTTP.sys's default 16 KB limit.
+POINTS_PER_QUERY = 40
+
+
+class EMError(Exception):
+    """A failed EM call. `reason` is a bounded label value; the message never holds secrets."""
+
+    def __init__(self, reason: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass
+class RequestStats:
+    """Counters about our traffic to EM, read by the collector."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, reason)
+    logons: int = 0
+    bytes_received: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, endpoint: str, code: str, nbytes: int = 0) -> None:
+        with self._lock:
+            self.requests[(endpoint, code)] += 1
+            self.bytes_received += nbytes
+
+    def error(self, endpoint: str, reason: str) -> None:
+        with self._lock:
+            self.errors[(endpoint, reason)] += 1
+
+    def logon(self) -> None:
+        with self._lock:
+            self.logons += 1
+
+    def copy(self) -> RequestStats:
+        with self._lock:
+            return RequestStats(
+                requests=Counter(self.requests),
+                errors=Counter(self.errors),
+                logons=self.logons,
+                bytes_received=self.bytes_received,
+            )
+
+
+def normalize_base_url(url: str) -> str:
+    """`https://em:9398`, `https://em:9398/api` and `.../api/` all mean the same EM. Returns `.../api`."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {url!r}")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials; use em.username and the password file")
+    path = parts.path.rstrip("/")
+    if path.endswith("/api"):
+        path = path[: -len("/api")]
+    return f"{parts.scheme}://{parts.netloc}{path}/api"
+
+
+def tls_verify(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext | bool:
+    if insecure_skip_verify:
+        return False
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    return True
+
+
+def em_time(ts: float) -> str:
+    """Unix seconds -> the UTC form EM's query filters take."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class EMClient:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: Secret,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        page_size: int = 100,
+        max_pages: int = 1000,
+        stats: RequestStats | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self._origin = self.base_url[: -len("/api")]
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._max_body = max_body_bytes
+        self.page_size = page_size
+        self._max_pages = max_pages
+        self.stats = stats or RequestStats()
+        self._http = httpx.Client(
+            verify=verify,
+            timeout=httpx.Timeout(timeout),
+            headers={"Accept": XML, "User-Agent": "veeam-failover-exporter"},
+            follow_redirects=False,
+        )
+        self._token: str | None = None
+        self._logon_id: str | None = None
+        self._logon_lock = threading.Lock()
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    # -- session handling -------------------------------------------------------------
+
+    def logon(self) -> None:
+        with self._logon_lock:
+            self._logon_locked()
+
+    def _logon_locked(self) -> None:
+        self.stats.logon()
+        resp, body = self._send(
+            "POST",
+            "/sessionMngr/?v=latest",
+            EP_LOGON,
+            auth=(self._username, self._password.reveal()),
+            headers={"Content-Length": "0"},
+        )
+        if resp.status_code != 201:
+            msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
+            hint = (
+                " (check the username, the password and the account's EM role)"
+                if resp.status_code
+                in (
+                    401,
+                    403,
+                )
+                else ""
+            )
+            raise EMError(
+                "logon",
+                f"EM refused the logon as {self._username!r}: HTTP {resp.status_code} {msg}{hint}",
+                resp.status_code,
+            )
+        token = resp.headers.get(TOKEN_HEADER)
+        if not token:
+            raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
+        try:
+            session = parse.parse_logon_session(body)
+        except parse.ParseError as exc:
+            raise EMError("parse", f"EM logon: {exc}") from None
+        self._token = token
+        self._logon_id = session.session_id
+        log.info("logged on to EM %s as %s", self.base_url, self._username)
+
+    def logout(self) -> None:
+        """End our EM logon session so it does not linger for EM's 15-minute idle timeout."""
+        with self._logon_lock:
+            token, logon_id = self._token, self._logon_id
+            self._token = self._logon_id = None
+        if token and logon_id:
+            try:
+                self._send(
+                    "DELETE",
+                    f"/logonSessions/{quote(logon_id, safe='')}",
+                    EP_LOGOUT,
+                    headers={TOKEN_HEADER: token},
+                )
+                log.info("logged out of EM")
+            except EMError as exc:
+                log.warning("EM logout failed: %s", exc)
+
+    def close(self) -> None:
+        self.logout()
+        self._http.close()
+
+    # -- transport ----------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        url = self.base_url + path
+        deadline = time.monotonic() + self._timeout
+        try:
+            with self._http.stream(method, url, headers=headers, content=content, auth=auth) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise EMError("too_large", f"{endpoint}: answer larger than {self._max_body} bytes")
+                    if time.monotonic() > deadline:
+                        # A server that trickles bytes never trips the per-read time-out.
+                        raise EMError("timeout", f"{endpoint}: answer took longer than {self._timeout:g}s")
+                    chunks.append(chunk)
+        except EMError as exc:
+            self.stats.error(endpoint, exc.reason)
+            raise
+        except httpx.TimeoutException:
+            self.stats.error(endpoint, "timeout")
+            raise EMError("timeout", f"{endpoint}: no answer within {self._timeout:g}s") from None
+        except httpx.ConnectError as exc:
+            reason = "tls" if "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper() else "connect"
+            self.stats.error(endpoint, reason)
+            detail = (
+                f"TLS verification failed ({_short(exc)}); set em.ca_file" if reason == "tls" else _short(exc)
+            )
+            raise EMError(reason, f"{endpoint}: cannot connect to {self._origin}: {detail}") from None
+        except (httpx.HTTPError, ssl.SSLError) as exc:
+            self.stats.error(endpoint, "protocol")
+            raise EMError("protocol", f"{endpoint}: {type(exc).__name__}: {_short(exc)}") from None
+        body = b"".join(chunks)
+        self.stats.count(endpoint, str(resp.status_code), len(body))
+        return resp, body
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        expect: Iterable[int] = (200,),
+        content: bytes | None = None,
+    ) -> bytes:
+        """An authenticated call. Logs on if needed; on 401 logs on again once and retries."""
+        for attempt in (1, 2):
+            with self._logon_lock:
+                if self._token is None:
+                    self._logon_locked()
+                token = self._token
+            headers = {TOKEN_HEADER: token or ""}
+            if content is not None:
+                headers["Content-Type"] = XML
+            resp, body = self._send(method, path, endpoint, headers=headers, content=content)
+            if resp.status_code == 401 and attempt == 1:
+                log.info("EM answered 401 on %s: logon session expired, logging on again", endpoint)
+                with self._logon_lock:
+                    if self._token == token:  # nobody renewed it meanwhile
+                        self._token = None
+                continue
+            if resp.status_code not in expect:
+                msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
+                kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
+                raise EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
+            return body
+        raise AssertionError("unreachable")
+
+    def _get_parsed(self, path: str, endpoint: str, parser: Callable[[bytes], _T]) -> _T:
+        body = self._request("GET", path, endpoint)
+        try:
+            return parser(body)
+        except parse.ParseError as exc:
+            self.stats.error(endpoint, "parse")
+            raise EMError("parse", f"{endpoint}: {exc}") from None
+
+    # -- the API we use -----------------------------------------------------------------
+
+    def plans(self) -> tuple[tuple[Plan, ...], tuple[str, ...]]:
+        return self._get_parsed("/cloud/cloudFailoverPlans?format=Entity", EP_PLANS, parse.parse_plans)
+
+    def session_pages(self, since: float | None) -> Iterator[Page[Session]]:
+        """Failover sessions created at or after `since`, newest first, following the query service's paging.
+
+        Real servers page at 100 whatever the docs say, so we ask for a page size and follow `Next`.
+        """
+        params = {
+            "type": "CloudFailoverSession",
+            "format": "Entities",
+            "sortDesc": "CreationTime",
+            "pageSize": str(self.page_size),
+        }
+        if since is not None:
+            params["filter"] = f'CreationTime>="{em_time(since)}"'
+        yield from self._pages(
+            "/query?" + urlencode(params, quote_via=quote), EP_SESSION_QUERY, parse.parse_session_query
+        )
+
+    def _pages(self, path: str, endpoint: str, parser: Callable[[bytes], Page[_T]]) -> Iterator[Page[_T]]:
+        seen: set[str] = set()
+        next_path: str | None = path
+        while next_path is not None:
+            if len(seen) >= self._max_pages:
+                raise EMError(
+                    "paging", f"{endpoint}: more than {self._max_pages} pages; stopped following Next"
+                )
+            seen.add(next_path)
+            page = self._get_parsed(next_path, endpoint, parser)
+            yield page
+            next_path = self._api_relative(page.next_path)
+            if next_path in seen:
+                raise EMError("paging", f"{endpoint}: the Next link points back to a page already read")
+
+    def _api_relative(self, path: str | None) -> str | None:
+        # Follow EM's links on *our* base URL: behind a proxy EM names hosts we cannot reach.
+        if path is None:
+            return None
+        base_path = urlsplit(self.base_url).path
+        if not path.startswith(base_path + "/"):
+            raise EMError("paging", "EM paging link outside the API path")
+        return path[len(base_path) :]
+
+    def replica_points(self, ids: Iterable[str]) -> tuple[list[ReplicaPoint], tuple[str, ...]]:
+        wanted = sorted(set(ids))
+        points: list[ReplicaPoint] = []
+        errors: list[str] = []
+        for i in range(0, len(wanted), POINTS_PER_QUERY):
+            chunk = wanted[i : i + POINTS_PER_QUERY]
+            flt = ",".join(f'UID=="urn:veeam:CloudVmReplicaPoint:{pid}"' for pid in chunk)
+            params = {
+                "type": "CloudVmReplicaPoint",
+                "format": "Entities",
+                "pageSize": str(self.page_size),
+                "filter": flt,
+            }
+            for page in self._pages(
+                "/query?" + urlencode(params, quote_via=quote),
+                EP_POINT_QUERY,
+                parse.parse_replica_point_query,
+            ):
+                points.extend(page.items)
+                errors.extend(page.errors)
+        return points, tuple(errors)
+
+    def start_plan(self, plan_id: str, start_date: datetime | None = None) -> Task:
+        """POST ?action=start. XML elements in XSD order; exactly one of StartNow / StartDate."""
+        if start_date is None:
+            spec = "<StartNow>true</StartNow>"
+        else:
+            stamp = start_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            spec = f"<StartDate>{stamp}</StartDate>"
+        content = (
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            '<CloudFailoverPlanManagementSpec xmlns="http://www.veeam.com/ent/v1.0">'
+            f"{spec}</CloudFailoverPlanManagementSpec>"
+        ).encode()
+        body = self._request(
+            "POST",
+            f"/cloud/cloudFailoverPlans/{quote(plan_id, safe='')}?action=start",
+            EP_START,
+            expect=(202,),
+            content=content,
+        )
+        try:
+            return parse.parse_task(body)
+        except parse.ParseError as exc:
+            raise EMError("parse", f"{EP_START}: {exc}") from None
+
+    def task(self, task_id: str) -> Task:
+        return self._get_parsed(f"/tasks/{quote(task_id, safe='')}", EP_TASK, parse.parse_task)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

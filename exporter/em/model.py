@@ -1,0 +1,90 @@
+"""Typed objects for what EM tells us. Everything past `em.parse` works on these, never on XML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# Documented enumerations (veeam-em-api.md section 5). EM may send values outside these sets;
+# they are kept as plain strings and exported alongside the documented ones, never dropped.
+SESSION_STATES: tuple[str, ...] = ("Starting", "Working", "Stopping", "Stopped")
+SESSION_RESULTS: tuple[str, ...] = ("None", "Success", "Warning", "Failed")
+TASK_STATES: tuple[str, ...] = ("Running", "OperationFinished", "Finished")
+
+# A session is over once it is Stopped; anything else (documented or not) counts as active, so an
+# unknown state keeps the poller in its fast cadence rather than silently going idle.
+FINAL_SESSION_STATES = frozenset({"Stopped"})
+
+
+@dataclass(frozen=True, slots=True)
+class LogonSession:
+    session_id: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    name: str
+    backup_server: str
+    tenant: str
+    vms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VmTask:
+    vm: str
+    state: str
+    result: str
+    progress: int  # 0-100 as EM reports it
+    start: float | None  # Unix seconds
+    end: float | None
+    restore_point_id: str | None
+    restore_point_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    plan: str  # EM names a failover session after its plan
+    backup_server: str
+    state: str
+    result: str
+    progress: int
+    start: float | None
+    end: float | None
+    tasks: tuple[VmTask, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.state not in FINAL_SESSION_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    state: str
+    operation: str
+    success: bool | None  # None until the task has a Result
+    message: str
+    related_session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaPoint:
+    id: str
+    name: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a query-service answer, with the path of the next page if there is one."""
+
+    items: tuple[T, ...]
+    page_num: int
+    pages_count: int
+    next_path: str | None
+    errors: tuple[str, ...] = ()  # items that could not be read, one message each

@@ -1,0 +1,213 @@
+"""Background polling of EM into immutable snapshots. Fast while a failover runs, slow when all is idle.
+
+Per cycle: one request for the plans, the query service for sessions created in a sliding window
+(paged), and one query per 40 replica points never seen before. Never one request per VM or session.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from types import MappingProxyType
+
+from exporter.config import PollSettings
+from exporter.em.client import EMClient, EMError
+from exporter.em.model import Plan, Session
+from exporter.snapshot import Snapshot, Store
+
+log = logging.getLogger(__name__)
+
+PlanKey = tuple[str, str]  # (backup server, plan name): how EM ties a session to its plan
+
+
+class Poller:
+    def __init__(
+        self, client: EMClient, settings: PollSettings, store: Store, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._latest: dict[PlanKey, Session] = {}
+        self._points: dict[str, float] = {}
+        self._unresolvable: set[str] = set()
+        self._last_success_start: float | None = None
+        self._failures = 0
+        self._poll_errors: Counter[str] = Counter()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_log: dict[str, float] = {}
+
+    # -- one cycle -------------------------------------------------------------------------
+
+    def poll_once(self) -> Snapshot:
+        started = self.clock()
+        t0 = time.monotonic()
+        before = sum(self.client.stats.copy().requests.values())
+        partial: list[tuple[str, str]] = []
+        try:
+            plans, plan_errors = self.client.plans()
+            partial += [("parse", e) for e in plan_errors]
+            sessions, session_errors = self._fetch_sessions(plans, started)
+            partial += [("parse", e) for e in session_errors]
+            self._merge(plans, sessions)
+            partial += self._resolve_points()
+        except EMError as exc:
+            return self._publish_failure(exc.reason, str(exc), t0, before)
+        duration = time.monotonic() - t0
+        ok = not partial
+        for reason, msg in partial:
+            self._poll_errors[reason] += 1
+            self._log_limited(reason, f"EM poll partly failed: {msg}")
+        if ok:
+            self._failures = 0
+            self._last_success_start = started
+        snap = self.store.publish(
+            ready=True,
+            up=ok,
+            plans=tuple(plans),
+            sessions=tuple(self._latest[k] for k in sorted(self._latest)),
+            restore_points=MappingProxyType(dict(self._points)),
+            last_success=started if ok else self.store.current().last_success,
+            poll_duration=duration,
+            poll_requests=self._requests_since(before),
+            poll_errors=dict(self._poll_errors),
+            em=self.client.stats.copy(),
+        )
+        log.debug("poll done in %.3fs: %d plans, %d sessions", duration, len(plans), len(self._latest))
+        return snap
+
+    def _requests_since(self, before: int) -> int:
+        return sum(self.client.stats.copy().requests.values()) - before
+
+    def _publish_failure(self, reason: str, message: str, t0: float, before: int) -> Snapshot:
+        # Keep the last known data: a blind exporter says so through veeam_em_up and the last-success
+        # timestamp rather than by zeroing or dropping series.
+        self._failures += 1
+        self._poll_errors[reason] += 1
+        self._log_limited(reason, f"EM poll failed: {message}")
+        return self.store.publish(
+            ready=True,
+            up=False,
+            poll_duration=time.monotonic() - t0,
+            poll_requests=self._requests_since(before),
+            poll_errors=dict(self._poll_errors),
+            em=self.client.stats.copy(),
+        )
+
+    def _since(self, now: float) -> float:
+        if self._last_success_start is None:
+            return now - self.settings.history_seconds
+        since = self._last_success_start - self.settings.session_lookback_seconds
+        for s in self._latest.values():
+            if s.active:
+                # A running session must be re-read until it stops, however long ago it began.
+                since = min(since, s.start if s.start is not None else now - self.settings.history_seconds)
+        return since
+
+    def _fetch_sessions(
+        self, plans: list[Plan] | tuple[Plan, ...], now: float
+    ) -> tuple[list[Session], list[str]]:
+        initial = self._last_success_start is None
+        wanted = {(p.backup_server, p.name) for p in plans}
+        found: set[PlanKey] = set()
+        sessions: list[Session] = []
+        errors: list[str] = []
+        for page in self.client.session_pages(self._since(now)):
+            sessions.extend(page.items)
+            errors.extend(page.errors)
+            found.update((s.backup_server, s.plan) for s in page.items)
+            # Pages come newest first: once every plan has a session, older pages cannot change the
+            # answer. Later polls read the whole (short) window, to refresh sessions still running.
+            if initial and wanted <= found:
+                break
+        return sessions, errors
+
+    def _merge(self, plans: list[Plan] | tuple[Plan, ...], sessions: list[Session]) -> None:
+        known = {(p.backup_server, p.name) for p in plans}
+        for s in sessions:
+            key = (s.backup_server, s.plan)
+            if key not in known:
+                continue
+            current = self._latest.get(key)
+            if (
+                current is None
+                or current.id == s.id
+                or (s.start or 0.0, s.id) > (current.start or 0.0, current.id)
+            ):
+                self._latest[key] = s
+        for key in list(self._latest):
+            if key not in known:
+                del self._latest[key]
+
+    def _resolve_points(self) -> list[tuple[str, str]]:
+        needed = {t.restore_point_id for s in self._latest.values() for t in s.tasks if t.restore_point_id}
+        # Keep only points of the sessions shown, so memory follows the plans, not the history.
+        self._points = {pid: t for pid, t in self._points.items() if pid in needed}
+        self._unresolvable &= needed
+        new = needed - self._points.keys() - self._unresolvable
+        if not new:
+            return []
+        try:
+            points, errors = self.client.replica_points(new)
+        except EMError as exc:
+            if exc.reason == "http_4xx":
+                # This EM cannot look points up that way: use the time in the point's name instead.
+                self._unresolvable |= new
+                log.warning("cannot read replica points (%s); using the time in their names", exc)
+                return []
+            return [(exc.reason, str(exc))]
+        for p in points:
+            self._points[p.id] = p.created
+        self._unresolvable |= new - self._points.keys()
+        return [("parse", e) for e in errors]
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def _log_limited(self, reason: str, message: str) -> None:
+        # While EM is down every poll fails the same way: say it once a minute, not once a poll.
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -1e9) >= 60:
+            self._last_log[reason] = now
+            log.warning("%s", message)
+        else:
+            log.debug("%s", message)
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def next_delay(self) -> float:
+        s = self.settings
+        if self._failures:
+            base = min(s.max_backoff_seconds, s.active_interval_seconds * 2.0 ** min(self._failures - 1, 30))
+            return base * random.uniform(0.8, 1.2)  # jitter: many exporters must not retry in step
+        active = any(x.active for x in self._latest.values())
+        return s.active_interval_seconds if active else s.idle_interval_seconds
+
+    def wake(self) -> None:
+        """Poll now, e.g. right after a failover was started."""
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # a bug must not stop polling for good
+                log.exception("unexpected error in poll")
+                self._failures += 1
+            self._wake.wait(self.next_delay())
+            self._wake.clear()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="em-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.client.timeout + 5)

@@ -1,0 +1,73 @@
+"""Wires one exporter together: EM client, poller, snapshot store, collectors and the HTTP app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import prometheus_client
+from prometheus_client.registry import CollectorRegistry
+from starlette.applications import Starlette
+
+from exporter.collector import FailoverCollector, HealthCollector
+from exporter.config import Config
+from exporter.em.client import EMClient, tls_verify
+from exporter.exposition import Exposition
+from exporter.poller import Poller
+from exporter.snapshot import Store
+from exporter.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(store: Store) -> CollectorRegistry:
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HealthCollector(store))
+    registry.register(FailoverCollector(store))
+    prometheus_client.ProcessCollector(registry=registry)
+    prometheus_client.PlatformCollector(registry=registry)
+    return registry
+
+
+class Exporter:
+    def __init__(self, config: Config, *, start_poller: bool = True) -> None:
+        self.config = config
+        em = config.em
+        if em.insecure_skip_verify:
+            log.warning(
+                "TLS verification of EM (%s) is OFF (em.insecure_skip_verify): anyone on the path can "
+                "read the EM credentials and forge answers. Use em.ca_file instead.",
+                em.url,
+            )
+        self.client = EMClient(
+            em.url,
+            em.username,
+            em.password,
+            verify=tls_verify(em.ca_file, em.insecure_skip_verify),
+            timeout=em.timeout_seconds,
+            max_body_bytes=em.max_body_bytes,
+            page_size=em.page_size,
+        )
+        self.store = Store()
+        self.poller = Poller(self.client, config.poll, self.store)
+        self.registry = build_registry(self.store)
+        self.exposition = Exposition(self.registry, self.store)
+        self._start_poller = start_poller
+        self.app: Starlette = create_app(
+            self.store, self.exposition, em_url=self.client.base_url, lifespan=self._lifespan
+        )
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        if self._start_poller:
+            self.poller.start()
+        try:
+            yield
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        self.poller.stop()
+        self.client.close()  # logs out of EM

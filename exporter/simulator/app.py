@@ -1,0 +1,475 @@
+"""The simulated EM REST API as an ASGI app: real HTTP, EM's paths, status codes, headers and bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from exporter.em.parse import ParseError, parse_document, parse_time
+from exporter.simulator import render
+from exporter.simulator.query import FilterError, Record, compile_filter
+from exporter.simulator.views import SessionView
+from exporter.simulator.world import Logon, Point, World
+
+TOKEN = "X-RestSvcSessionId"  # noqa: S105 - a header name
+Handler = Callable[[Request, Logon], Awaitable[Response]]
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _base(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}/api"
+
+
+class Simulator:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        routes = [
+            Route("/api", self.root, methods=["GET"]),
+            Route("/api/", self.root, methods=["GET"]),
+            Route("/api/sessionMngr", self.logon, methods=["POST"]),
+            Route("/api/sessionMngr/", self.logon, methods=["POST"]),
+            Route("/api/logonSessions", self._auth(self.list_logons), methods=["GET"]),
+            Route("/api/logonSessions/{id}", self._auth(self.logout), methods=["DELETE"]),
+            Route("/api/cloud/cloudFailoverPlans", self._auth(self.plans), methods=["GET"]),
+            Route("/api/cloud/cloudFailoverPlans/{id}", self._auth(self.plan), methods=["GET"]),
+            Route("/api/cloud/cloudFailoverPlans/{id}", self._auth(self.plan_action), methods=["POST"]),
+            Route("/api/cloud/failoverSessions", self._auth(self.sessions), methods=["GET"]),
+            Route("/api/cloud/failoverSessions/{id}", self._auth(self.session), methods=["GET"]),
+            Route("/api/cloud/vmReplicaPoints", self._auth(self.points), methods=["GET"]),
+            Route("/api/cloud/vmReplicaPoints/{id}", self._auth(self.point), methods=["GET"]),
+            Route("/api/query", self._auth(self.query), methods=["GET"]),
+            Route("/api/tasks/{id}", self._auth(self.task), methods=["GET"]),
+            Route("/api/tasks/{id}", self._auth(self.delete_task), methods=["DELETE"]),
+            Route("/_sim/faults", self.set_faults, methods=["POST"]),
+            Route("/_sim/expire-tokens", self.expire_tokens, methods=["POST"]),
+            Route("/_sim/stats", self.stats, methods=["GET"]),
+        ]
+        self.app = Starlette(routes=routes)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _respond(
+        self,
+        request: Request,
+        node: render.Node,
+        status: int = 200,
+        *,
+        collection_item: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        if _wants_json(request):
+            body = render.json_document(node, self.world.scenario.json_case, collection_item=collection_item)
+            media = "application/json; charset=utf-8"
+        else:
+            body = render.xml_document(node)
+            media = "application/xml; charset=utf-8"
+        hdrs = {"Server": "Microsoft-HTTPAPI/2.0", **(headers or {})}
+        return Response(body, status_code=status, media_type=media, headers=hdrs)
+
+    def _error(
+        self, request: Request, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        hdrs = {"Server": "Microsoft-HTTPAPI/2.0", **(headers or {})}
+        if _wants_json(request):
+            return Response(
+                render.error_json(status, message),
+                status_code=status,
+                media_type="application/json; charset=utf-8",
+                headers=hdrs,
+            )
+        return Response(
+            render.xml_document(render.error_node(status, message)),
+            status_code=status,
+            media_type="application/xml; charset=utf-8",
+            headers=hdrs,
+        )
+
+    def _count(self, request: Request) -> None:
+        key = f"{request.method} {request.url.path}"
+        if request.url.path == "/api/query":
+            key += f"?type={request.query_params.get('type', '')}"
+        with self.world.lock:
+            self.world.requests[key] += 1
+
+    async def _fault(self, request: Request) -> Response | None:
+        faults = self.world.faults
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        with self.world.lock:
+            status, garbage = faults.take()
+        if status is not None:
+            return self._error(request, status, "The service is temporarily overloaded (simulated).")
+        if garbage:
+            return Response(
+                b"<html><body>Gateway says no</bod", status_code=200, media_type="application/xml"
+            )
+        return None
+
+    def _auth(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            self._count(request)
+            fault = await self._fault(request)
+            if fault is not None:
+                return fault
+            # EM takes the cookie over the header when a client sends both.
+            token = request.cookies.get(TOKEN) or request.headers.get(TOKEN)
+            logon = self.world.authenticate(token)
+            if logon is None:
+                return self._error(
+                    request, 401, "Authorization header expected but not found, or found but expired."
+                )
+            return await handler(request, logon)
+
+        return wrapped
+
+    # -- logon --------------------------------------------------------------------------------
+
+    async def root(self, request: Request) -> Response:
+        self._count(request)
+        return self._respond(request, render.enterprise_manager(_base(request)))
+
+    async def logon(self, request: Request) -> Response:
+        self._count(request)
+        fault = await self._fault(request)
+        if fault is not None:
+            return fault
+        challenge = {"WWW-Authenticate": "Basic Realm=RestSvc"}
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("basic "):
+            return self._error(request, 401, "Authentication required.", challenge)
+        try:
+            user, _, password = base64.b64decode(auth[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return self._error(request, 401, "Malformed Basic credentials.", challenge)
+        logon = self.world.logon(user, password)
+        if logon is None:
+            return self._error(request, 401, "Login failed: wrong user name or password.", challenge)
+        base = _base(request)
+        return self._respond(
+            request,
+            render.logon_node(base, logon.session_id, logon.username),
+            201,
+            headers={
+                TOKEN: logon.token,
+                "Set-Cookie": f"{TOKEN}={logon.token}; Path=/api;",
+                "Location": f"{base}/logonSessions/{logon.session_id}",
+            },
+        )
+
+    async def list_logons(self, request: Request, caller: Logon) -> Response:
+        base = _base(request)
+        with self.world.lock:
+            mine = [lg for lg in self.world.logons.values() if lg.username == caller.username]
+        return self._respond(
+            request,
+            ("LogonSessions", {}, [render.logon_node(base, lg.session_id, lg.username) for lg in mine]),
+            collection_item="LogonSession",
+        )
+
+    async def logout(self, request: Request, caller: Logon) -> Response:
+        if not self.world.logout(request.path_params["id"], caller):
+            return self._error(request, 404, "Logon session not found.")
+        return Response(status_code=204, headers={"Server": "Microsoft-HTTPAPI/2.0"})
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    async def plans(self, request: Request, caller: Logon) -> Response:
+        base = _base(request)
+        plans = list(self.world.plans.values())
+        if request.query_params.get("format", "").lower() == "entity":
+            return self._respond(
+                request,
+                ("CloudFailoverPlans", {}, [render.plan_entity(base, p) for p in plans]),
+                collection_item="CloudFailoverPlan",
+            )
+        return self._respond(
+            request,
+            ("EntityReferences", {}, [render.plan_ref(base, p) for p in plans]),
+            collection_item="Ref",
+        )
+
+    async def plan(self, request: Request, caller: Logon) -> Response:
+        plan = self.world.plans.get(request.path_params["id"])
+        if plan is None:
+            return self._error(request, 404, "Cloud failover plan not found.")
+        base = _base(request)
+        if request.query_params.get("format", "").lower() == "entity":
+            return self._respond(request, render.plan_entity(base, plan))
+        return self._respond(request, render.plan_ref(base, plan))
+
+    async def plan_action(self, request: Request, caller: Logon) -> Response:
+        action = request.query_params.get("action", "")
+        if action != "start":
+            return self._error(request, 400, f"Unsupported action '{action[:40]}'.")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        raw = await request.body()
+        try:
+            start_now, start_date = _start_spec(ctype, raw)
+        except ValueError as exc:
+            return self._error(request, 400, str(exc))
+        task = self.world.start_plan(request.path_params["id"], start_now, start_date, caller)
+        if task is None:
+            return self._error(request, 404, "Cloud failover plan not found.")
+        return self._respond(request, render.task_node(_base(request), task, finished=False), 202)
+
+    # -- sessions, points, tasks ------------------------------------------------------------------
+
+    async def sessions(self, request: Request, caller: Logon) -> Response:
+        base = _base(request)
+        # The reference collection lists the last 30 days only (documented).
+        cutoff = self.world.clock() - 30 * 86400
+        views = [s for s in self.world.sessions() if (s.creation_time or 0) >= cutoff]
+        if request.query_params.get("format", "").lower() == "entity":
+            return self._respond(
+                request,
+                ("CloudFailoverSessions", {}, [render.session_entity(base, s) for s in views]),
+                collection_item="CloudFailoverSession",
+            )
+        return self._respond(
+            request,
+            ("EntityReferences", {}, [render.session_ref(base, s) for s in views]),
+            collection_item="Ref",
+        )
+
+    async def session(self, request: Request, caller: Logon) -> Response:
+        s = self.world.session(request.path_params["id"])
+        if s is None:
+            return self._error(request, 404, "Cloud failover session not found.")
+        base = _base(request)
+        if request.query_params.get("format", "").lower() == "entity":
+            return self._respond(request, render.session_entity(base, s))
+        return self._respond(request, render.session_ref(base, s))
+
+    async def points(self, request: Request, caller: Logon) -> Response:
+        base = _base(request)
+        pts = list(self.world.points.values())
+        if request.query_params.get("format", "").lower() == "entity":
+            return self._respond(
+                request,
+                ("CloudVmReplicaPoints", {}, [render.point_entity(base, p, "CloudReplica") for p in pts]),
+                collection_item="CloudReplica",
+            )
+        return self._respond(
+            request, ("EntityReferences", {}, [render.point_ref(base, p) for p in pts]), collection_item="Ref"
+        )
+
+    async def point(self, request: Request, caller: Logon) -> Response:
+        p = self.world.points.get(request.path_params["id"])
+        if p is None:
+            return self._error(request, 404, "Replica point not found.")
+        base = _base(request)
+        if request.query_params.get("format", "").lower() == "entity":
+            return self._respond(request, render.point_entity(base, p))
+        return self._respond(request, render.point_ref(base, p))
+
+    async def task(self, request: Request, caller: Logon) -> Response:
+        found = self.world.task(request.path_params["id"], caller)
+        if found is None:
+            return self._error(request, 404, "Task not found.")
+        task, finished = found
+        return self._respond(request, render.task_node(_base(request), task, finished))
+
+    async def delete_task(self, request: Request, caller: Logon) -> Response:
+        if not self.world.delete_task(request.path_params["id"], caller):
+            return self._error(request, 404, "Task not found.")
+        return Response(status_code=204)
+
+    # -- query service --------------------------------------------------------------------------------
+
+    async def query(self, request: Request, caller: Logon) -> Response:
+        q = request.query_params
+        qtype = q.get("type", "").lower()
+        base = _base(request)
+        entities = q.get("format", "References").lower() == "entities"
+        items: list[tuple[Record, render.Node]]
+        if qtype == "cloudfailoversession":
+            items = [
+                (
+                    _session_record(s),
+                    render.session_entity(base, s) if entities else render.session_ref(base, s),
+                )
+                for s in self.world.sessions()
+            ]
+            collection, item_name = "CloudFailoverSessions", "CloudFailoverSession"
+        elif qtype == "cloudvmreplicapoint":
+            items = [
+                (
+                    _point_record(p),
+                    render.point_entity(base, p, "CloudReplica") if entities else render.point_ref(base, p),
+                )
+                for p in list(self.world.points.values())
+            ]
+            collection, item_name = "CloudVmReplicaPoints", "CloudReplica"
+        elif qtype == "cloudfailoverplan":
+            items = [
+                (
+                    {
+                        "uid": f"urn:veeam:CloudFailoverPlan:{p.id}",
+                        "name": p.name,
+                        "cloudtenantname": p.tenant,
+                        "backupservername": p.backup_server,
+                    },
+                    render.plan_entity(base, p) if entities else render.plan_ref(base, p),
+                )
+                for p in self.world.plans.values()
+            ]
+            collection, item_name = "CloudFailoverPlans", "CloudFailoverPlan"
+        else:
+            return self._error(request, 400, f"Unknown query type '{q.get('type', '')[:40]}'.")
+        try:
+            if q.get("filter"):
+                pred = compile_filter(q["filter"])
+                items = [it for it in items if pred(it[0])]
+            sort_field, desc = (q.get("sortDesc"), True) if q.get("sortDesc") else (q.get("sortAsc"), False)
+            if sort_field:
+                key = sort_field.lower()
+                items.sort(key=lambda it: _sort_key(it[0], key), reverse=desc)
+            page_size = int(q.get("pageSize", "100"))
+            page = int(q.get("page", "1"))
+        except (FilterError, ValueError) as exc:
+            return self._error(request, 400, f"Invalid query: {exc}")
+        if page_size < 1 or page < 1:
+            return self._error(request, 400, "Invalid query: pageSize and page start at 1.")
+        pages = max(1, math.ceil(len(items) / page_size))
+        chosen = items[(page - 1) * page_size : page * page_size]
+        params = {k: v for k, v in q.items() if k not in ("page", "pageSize")}
+        prefix = f"{base}/query?{urlencode(params)}&pageSize={page_size}&page="
+        node = render.query_result(
+            [n for _, n in chosen],
+            collection if entities else None,
+            page,
+            page_size,
+            pages,
+            lambda n: f"{prefix}{n}",
+        )
+        if _wants_json(request):
+            return Response(json.dumps(_query_json(node, item_name)).encode(), media_type="application/json")
+        return self._respond(request, node)
+
+    # -- control (not part of EM) -----------------------------------------------------------------------
+
+    async def set_faults(self, request: Request) -> Response:
+        try:
+            data = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+        faults = self.world.faults
+        with self.world.lock:
+            faults.status = data.get("status")
+            faults.garbage = bool(data.get("garbage", False))
+            faults.latency = float(data.get("latency", 0.0))
+            faults.remaining = data.get("remaining")
+        return JSONResponse({"ok": True})
+
+    async def expire_tokens(self, request: Request) -> Response:
+        self.world.expire_tokens()
+        return JSONResponse({"ok": True})
+
+    async def stats(self, request: Request) -> Response:
+        with self.world.lock:
+            return JSONResponse(
+                {
+                    "requests": dict(self.world.requests),
+                    "starts": len(self.world.starts),
+                    "logouts": self.world.logouts,
+                    "logons": len(self.world.logons),
+                }
+            )
+
+
+def _start_spec(content_type: str, raw: bytes) -> tuple[bool, float | None]:
+    if content_type == "application/json":
+        try:
+            data: Any = json.loads(raw.decode("utf-8-sig"))
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError("Request body is not valid JSON.") from None
+        start_now = data.get("StartNow") is True if isinstance(data, dict) else False
+        date_raw = data.get("StartDate") if isinstance(data, dict) else None
+    elif content_type == "application/xml":
+        try:
+            root = parse_document(raw)
+        except ParseError:
+            raise ValueError("Node [root] does not exist.") from None
+        if root.tag.rpartition("}")[2] != "CloudFailoverPlanManagementSpec":
+            raise ValueError("Node [root] does not exist.")
+        fields = {c.tag.rpartition("}")[2]: (c.text or "").strip() for c in root}
+        start_now = fields.get("StartNow", "").lower() == "true"
+        date_raw = fields.get("StartDate")
+    else:
+        raise ValueError("Content-Type must be application/xml or application/json.")
+    start_date = None
+    if not start_now:
+        if not date_raw:
+            raise ValueError("Either StartNow or StartDate must be specified.")
+        try:
+            start_date = parse_time(str(date_raw))
+        except ParseError:
+            raise ValueError("StartDate is not a valid date.") from None
+    return start_now, start_date
+
+
+def _session_record(s: SessionView) -> Record:
+    return {
+        "uid": f"urn:veeam:CloudFailoverSession:{s.id}",
+        "name": s.plan,
+        "type": "CloudFailoverSession",
+        "creationtime": s.creation_time,
+        "endtime": s.end_time,
+        "state": s.state,
+        "result": s.result,
+        "backupservername": s.backup_server,
+    }
+
+
+def _point_record(p: Point) -> Record:
+    return {
+        "uid": f"urn:veeam:CloudVmReplicaPoint:{p.id}",
+        "name": p.name,
+        "vmname": p.vm,
+        "creationtime": p.created,
+        "pointtype": "Increment",
+        "state": "Ready",
+    }
+
+
+def _sort_key(rec: Record, key: str) -> tuple[int, Any]:
+    v = rec.get(key)
+    return (0, "") if v is None else (1, v)
+
+
+def _query_json(node: render.Node, item_name: str) -> Any:
+    _, _, children = node
+    assert isinstance(children, list)
+    body, paging = children
+    out: dict[str, Any] = {"Refs": None, "Entities": None, "Resources": None, "Links": []}
+    name, _, content = body
+    assert isinstance(content, list)
+    if name == "Refs":
+        out["Refs"] = {"Refs": [render.json_value(c) for c in content]}
+    else:
+        coll_name, _, items = content[0]
+        assert isinstance(items, list)
+        out["Entities"] = {coll_name: {coll_name: [render.json_value(c) for c in items]}}
+    _, attrs, links = paging
+    assert isinstance(links, list)
+    out["PagingInfo"] = {
+        "Links": render.json_value(links[0]),
+        "PageNum": int(attrs["PageNum"] or 1),
+        "PageSize": int(attrs["PageSize"] or 100),
+        "PagesCount": int(attrs["PagesCount"] or 1),
+    }
+    return out

@@ -1,0 +1,30 @@
+"""What the simulator serves about a failover session at one moment, before it is rendered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskView:
+    vm: str
+    state: str
+    result: str
+    progress: int
+    creation_time: float | None
+    end_time: float | None
+    point_id: str
+    point_name: str
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str
+    plan: str
+    backup_server: str
+    state: str
+    result: str
+    progress: int
+    creation_time: float | None
+    end_time: float | None
+    tasks: tuple[TaskView, ...]

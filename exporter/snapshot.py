@@ -1,0 +1,50 @@
+"""The one immutable picture the scrape path reads: what EM said at the last poll, and how polling goes."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from exporter.em.client import RequestStats
+from exporter.em.model import Plan, Session
+
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int = 0
+    ready: bool = False  # the first poll has finished, well or not
+    up: bool = False  # the last poll fully succeeded
+    plans: tuple[Plan, ...] = ()
+    sessions: tuple[Session, ...] = ()  # the latest session of each plan that has one
+    restore_points: Mapping[str, float] = field(
+        default_factory=lambda: _EMPTY
+    )  # replica point id -> its CreationTimeUTC
+    last_success: float | None = None  # when the last fully successful poll started
+    poll_duration: float = 0.0
+    poll_requests: int = 0  # EM requests the last poll made
+    poll_errors: Mapping[str, int] = field(default_factory=dict)  # reason -> polls that failed for it
+    em: RequestStats = field(default_factory=RequestStats)
+
+    def replace(self, **changes: object) -> Snapshot:
+        return dataclasses.replace(self, generation=self.generation + 1, **changes)  # type: ignore[arg-type]
+
+
+class Store:
+    """Holds the current snapshot. Readers take a reference; writers swap in a whole new one."""
+
+    def __init__(self) -> None:
+        self._snapshot = Snapshot()
+        self._lock = threading.Lock()
+
+    def current(self) -> Snapshot:
+        return self._snapshot
+
+    def publish(self, **changes: object) -> Snapshot:
+        with self._lock:
+            self._snapshot = self._snapshot.replace(**changes)
+            return self._snapshot

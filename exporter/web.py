@@ -1,0 +1,63 @@
+"""The exporter's HTTP surface: /metrics, /healthz, /readyz and a landing page."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from exporter import __version__
+from exporter.exposition import Exposition
+from exporter.snapshot import Store
+
+LANDING = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Veeam failover exporter</title></head>
+<body><h1>Veeam failover exporter {version}</h1>
+<p>Enterprise Manager: {em}</p>
+<ul>
+<li><a href="metrics">/metrics</a> &mdash; Prometheus metrics</li>
+<li><a href="healthz">/healthz</a> &mdash; the process is alive</li>
+<li><a href="readyz">/readyz</a> &mdash; the first poll of EM has finished</li>
+</ul></body></html>
+"""
+
+
+def create_app(
+    store: Store,
+    exposition: Exposition,
+    *,
+    em_url: str,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+) -> Starlette:
+    async def landing(request: Request) -> Response:
+        return HTMLResponse(LANDING.format(version=html.escape(__version__), em=html.escape(em_url)))
+
+    async def metrics(request: Request) -> Response:
+        accept = request.headers.get("accept", "")
+        want_gzip = "gzip" in request.headers.get("accept-encoding", "")
+        # Cached bytes come back at once; a render (once per poll) runs off the event loop.
+        body, content_type = await run_in_threadpool(exposition.render, accept, want_gzip)
+        headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if want_gzip else {}
+        return Response(body, media_type=content_type, headers=headers)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        if store.current().ready:
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("waiting for the first poll of EM\n", status_code=503)
+
+    routes = [
+        Route("/", landing, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

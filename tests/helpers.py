@@ -1,0 +1,113 @@
+"""Shared test plumbing: real servers on loopback, and reading /metrics back into values."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import Config, EMSettings, PollSettings
+from exporter.secret import Secret
+from exporter.serve import ServerThread
+from exporter.service import Exporter
+from exporter.simulator import ManualClock, Simulator, World, load_scenario
+from exporter.simulator.scenario import Scenario, scenario_from_dict
+
+
+def utc(text: str) -> float:
+    """ISO 8601 UTC -> Unix seconds, independently of the code under test."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=UTC).timestamp()
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclasses.dataclass
+class RunningSim:
+    world: World
+    server: ServerThread
+    clock: ManualClock
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextmanager
+def running_sim(
+    scenario: Scenario | dict[str, Any] | str, clock: ManualClock | None = None
+) -> Iterator[RunningSim]:
+    if isinstance(scenario, str):
+        scenario = load_scenario(scenario)
+    elif isinstance(scenario, dict):
+        scenario = scenario_from_dict(scenario)
+    clock = clock or ManualClock()
+    world = World(scenario, clock=clock)
+    server = ServerThread(Simulator(world).app).start()
+    try:
+        yield RunningSim(world, server, clock)
+    finally:
+        server.stop()
+
+
+@dataclasses.dataclass
+class RunningExporter:
+    exporter: Exporter
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def poll(self) -> None:
+        self.exporter.poller.poll_once()
+
+    def scrape(self) -> Samples:
+        return scrape(self.url)
+
+
+def exporter_config(em_url: str, *, username: str = "admin", password: str = "admin", **em: Any) -> Config:
+    poll = em.pop("poll", PollSettings())
+    return Config(
+        em=EMSettings(url=em_url, username=username, password=Secret(password), **em),
+        poll=poll,
+        listen_address="127.0.0.1:0",
+    )
+
+
+@contextmanager
+def running_exporter(config: Config) -> Iterator[RunningExporter]:
+    """An exporter on loopback whose polls the test triggers (no background poller)."""
+    exporter = Exporter(config, start_poller=False)
+    server = ServerThread(exporter.app).start()
+    try:
+        yield RunningExporter(exporter, server)
+    finally:
+        server.stop()
+
+
+def parse_samples(text: str) -> Samples:
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def scrape(url: str) -> Samples:
+    resp = httpx.get(url + "/metrics", timeout=10)
+    assert resp.status_code == 200, resp.text
+    return parse_samples(resp.text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == name}

@@ -1,0 +1,129 @@
+"""Settings: file < environment < flags; every bad value is refused with the key and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from exporter.cli import main
+from exporter.config import ConfigError, build_config, load_config
+
+ENV = {"VEEAM_EM_PASSWORD": "pw-from-env"}
+GOOD = {"em": {"url": "https://em.example:9398", "username": "svc"}}
+
+
+def build(
+    data: dict[str, Any], overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> Any:
+    return build_config(data, overrides or {}, ENV if env is None else env)
+
+
+def test_defaults_and_url_normalisation() -> None:
+    c = build(GOOD)
+    assert c.em.url == "https://em.example:9398/api"
+    assert c.em.password.reveal() == "pw-from-env"
+    assert "pw-from-env" not in repr(c)
+    assert (c.poll.active_interval_seconds, c.poll.idle_interval_seconds) == (10.0, 60.0)
+    assert c.listen_host_port == ("0.0.0.0", 9849)
+    assert c.em.insecure_skip_verify is False
+
+
+def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("pw-from-file\n")
+    env = {**ENV, "VEEAM_EM_URL": "https://env:9398/api/", "VEEAM_EXPORTER_LISTEN_ADDRESS": "127.0.0.1:1111"}
+    c = build({**GOOD, "listen_address": "0.0.0.0:2222"}, {"em_url": None, "listen_address": None}, env)
+    assert c.em.url == "https://env:9398/api" and c.listen_address == "127.0.0.1:1111"
+    c = build(GOOD, {"em_url": "https://flag:9398", "em_password_file": str(pw), "poll_interval": 3.0}, env)
+    assert c.em.url == "https://flag:9398/api"
+    assert c.em.password.reveal() == "pw-from-file"  # the file wins, trailing newline dropped
+    assert c.poll.active_interval_seconds == 3.0
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        ({"em": {"username": "svc"}}, ENV, "em.url: required"),
+        ({"em": {"url": "em.example:9398", "username": "svc"}}, ENV, "em.url: must be an http(s) URL"),
+        ({"em": {"url": "https://u:p@em", "username": "svc"}}, ENV, "em.url: must not carry credentials"),
+        ({"em": {"url": "https://em"}}, ENV, "em.username: required"),
+        (GOOD, {}, "em.password_file: no EM password"),
+        (
+            {"em": {**GOOD["em"], "password": "x"}},
+            ENV,
+            "em.password: unknown setting (put the password in a file",
+        ),
+        (
+            {"em": {**GOOD["em"], "timeout_seconds": "fast"}},
+            ENV,
+            "em.timeout_seconds: must be a number, got 'fast'",
+        ),
+        ({"em": {**GOOD["em"], "page_size": 0}}, ENV, "em.page_size: must be at least 1"),
+        (
+            {"em": {**GOOD["em"], "insecure_skip_verify": "yes"}},
+            ENV,
+            "em.insecure_skip_verify: must be true or false",
+        ),
+        (
+            {"em": {**GOOD["em"], "ca_file": "/no/such/ca.pem"}},
+            ENV,
+            "em.ca_file: no such file /no/such/ca.pem",
+        ),
+        (
+            {**GOOD, "poll": {"active_interval_seconds": -1}},
+            ENV,
+            "poll.active_interval_seconds: must be at least 1",
+        ),
+        (
+            {**GOOD, "poll": {"idle_interval_seconds": 5}},
+            ENV,
+            "poll.idle_interval_seconds: must not be shorter",
+        ),
+        ({**GOOD, "poll": {"intervall": 5}}, ENV, "poll.intervall: unknown setting"),
+        ({**GOOD, "listen_address": "9849"}, ENV, "listen_address: must be host:port"),
+        ({**GOOD, "log_level": "loud"}, ENV, "log_level: must be one of"),
+        ({**GOOD, "emm": {}}, ENV, "config.emm: unknown setting"),
+        ({"em": ["url"]}, ENV, "em: must be a mapping"),
+    ],
+)
+def test_bad_values_name_the_key(data: dict[str, Any], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(data, env=env)
+    assert message in str(err.value)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file /no/such\.yaml: No such file"):
+        load_config("/no/such.yaml", {}, ENV)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("em: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML at line 2"):
+        load_config(str(bad), {}, ENV)
+    empty = tmp_path / "pw"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match=r"em.password_file: .*/pw is empty"):
+        build(GOOD, {"em_password_file": str(empty)})
+
+
+def test_cli_run_reports_a_config_error_and_exits_non_zero(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "em:\n  url: https://em.example:9398\n  username: svc\npoll:\n  active_interval_seconds: soon\n"
+    )
+    result = CliRunner().invoke(main, ["run", "--config", str(cfg)], env={"VEEAM_EM_PASSWORD": "pw-x"})
+    assert result.exit_code == 2
+    assert "config: poll.active_interval_seconds: must be a number, got 'soon'" in result.output
+    assert "pw-x" not in result.output
+
+
+def test_cli_has_no_password_flag() -> None:
+    result = CliRunner().invoke(main, ["run", "--em-password", "x"])
+    assert result.exit_code == 2 and "No such option '--em-password'" in result.output
+
+
+def test_cli_simulate_rejects_an_unknown_scenario() -> None:
+    result = CliRunner().invoke(main, ["simulate", "--scenario", "nope"])
+    assert result.exit_code == 2 and "no built-in scenario 'nope'; built-in: demo, seed" in result.output

@@ -1,0 +1,404 @@
+"""The whole exporter over loopback: simulator -> EM client -> poller -> collector -> /metrics."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from exporter.config import PollSettings
+from exporter.em.model import SESSION_RESULTS, SESSION_STATES
+from tests.helpers import exporter_config, parse_samples, running_exporter, running_sim, series, utc, value
+
+SEED_PLAN = {"backup_server": "srv13.tech.local", "plan": "ABC Company Failover Plan"}
+LONG_HISTORY = PollSettings(history_seconds=20 * 365 * 86400.0)  # the seed's session is from 2020
+
+
+def one_hot(
+    samples: Any, name: str, label: str, documented: tuple[str, ...], **labels: str
+) -> dict[str, float]:
+    got = {v: value(samples, name, **labels, **{label: v}) for v in documented}
+    assert None not in got.values(), f"{name}: missing documented series in {got}"
+    return {k: v for k, v in got.items() if v}
+
+
+def test_seed_session_every_metric_exact() -> None:
+    with running_sim("seed") as sim, running_exporter(exporter_config(sim.url, poll=LONG_HISTORY)) as exp:
+        exp.poll()
+        m = exp.scrape()
+    assert value(m, "veeam_em_up") == 1
+    assert (
+        value(
+            m,
+            "veeam_failover_plan_info",
+            **SEED_PLAN,
+            plan_id="e7ca6822-a87f-443d-8aae-8005970543bf",
+            tenant="ABC Company",
+        )
+        == 1
+    )
+    assert value(m, "veeam_failover_plan_vms", **SEED_PLAN) == 2
+    assert (
+        value(
+            m, "veeam_failover_session_info", **SEED_PLAN, session_id="a986d473-0248-4884-9832-17ec982ee393"
+        )
+        == 1
+    )
+    assert one_hot(m, "veeam_failover_session_state", "state", SESSION_STATES, **SEED_PLAN) == {"Working": 1}
+    assert one_hot(m, "veeam_failover_session_result", "result", SESSION_RESULTS, **SEED_PLAN) == {"None": 1}
+    assert value(m, "veeam_failover_session_progress_ratio", **SEED_PLAN) == 0
+    assert value(m, "veeam_failover_session_start_timestamp_seconds", **SEED_PLAN) == pytest.approx(
+        utc("2020-05-06T20:29:45") + 0.077, abs=1e-3
+    )
+    assert series(m, "veeam_failover_session_end_timestamp_seconds") == {}  # not ended
+    f3, f4 = {**SEED_PLAN, "vm": "filesrv03"}, {**SEED_PLAN, "vm": "filesrv04"}
+    assert one_hot(m, "veeam_failover_vm_state", "state", SESSION_STATES, **f3) == {"Working": 1}
+    assert one_hot(m, "veeam_failover_vm_state", "state", SESSION_STATES, **f4) == {"Starting": 1}
+    assert one_hot(m, "veeam_failover_vm_result", "result", SESSION_RESULTS, **f3) == {"None": 1}
+    assert one_hot(m, "veeam_failover_vm_result", "result", SESSION_RESULTS, **f4) == {"None": 1}
+    assert value(m, "veeam_failover_vm_progress_ratio", **f3) == 0
+    assert value(m, "veeam_failover_vm_progress_ratio", **f4) == 0
+    assert value(m, "veeam_failover_vm_start_timestamp_seconds", **f3) == pytest.approx(
+        utc("2020-05-06T20:29:50") + 0.13, abs=1e-3
+    )
+    assert value(m, "veeam_failover_vm_start_timestamp_seconds", **f4) == pytest.approx(
+        utc("2020-05-06T20:29:50") + 0.14, abs=1e-3
+    )
+    assert series(m, "veeam_failover_vm_end_timestamp_seconds") == {}
+    assert value(m, "veeam_failover_vm_restore_point_timestamp_seconds", **f3) == utc("2020-02-13T05:00:46")
+    assert value(m, "veeam_failover_vm_restore_point_timestamp_seconds", **f4) == utc("2020-02-13T06:02:20")
+    assert value(m, "veeam_failover_exporter_build_info", version="0.1.0") == 1
+    assert value(m, "veeam_em_logons_total") == 1
+    # the first poll: logon, plans, one page of sessions, one batch of replica points
+    assert value(m, "veeam_em_poll_requests") == 4
+    assert (
+        value(m, "veeam_em_requests_total", endpoint="/api/query?type=CloudVmReplicaPoint", code="200") == 1
+    )
+    assert not any(name.endswith("_created") for name, _ in m)
+
+
+def test_restore_point_time_comes_from_the_point_not_its_name() -> None:
+    scenario = {
+        "plans": [{"name": "P", "backup_server": "vbr", "vms": ["vm1", "vm2"]}],
+        "sessions": [
+            {
+                "id": "s1",
+                "plan": "P",
+                "creation_time": "2026-01-01T10:00:00Z",
+                "state": "Working",
+                "tasks": [
+                    # the name carries local time (UTC+2); CreationTimeUTC is the truth
+                    {
+                        "vm": "vm1",
+                        "point_id": "p1",
+                        "point_name": "vm1@2026-01-01 09:00:00",
+                        "point_time": "2026-01-01T07:00:00Z",
+                        "creation_time": "2026-01-01T10:00:01Z",
+                    },
+                    {
+                        "vm": "vm2",
+                        "point_id": "p2",
+                        "point_name": "vm2@2026-01-01 08:30:00",
+                        "point_time": "2026-01-01T06:30:00Z",
+                        "creation_time": "2026-01-01T10:00:01Z",
+                    },
+                ],
+            }
+        ],
+    }
+    with running_sim(scenario) as sim, running_exporter(exporter_config(sim.url, poll=LONG_HISTORY)) as exp:
+        del sim.world.points["p2"]  # EM cannot read this point: fall back to the name
+        exp.poll()
+        m = exp.scrape()
+        assert value(
+            m, "veeam_failover_vm_restore_point_timestamp_seconds", backup_server="vbr", plan="P", vm="vm1"
+        ) == utc("2026-01-01T07:00:00")
+        assert value(
+            m, "veeam_failover_vm_restore_point_timestamp_seconds", backup_server="vbr", plan="P", vm="vm2"
+        ) == utc("2026-01-01T08:30:00")
+        exp.poll()  # points never change: asked for once, not every poll
+        assert sim.world.requests["GET /api/query?type=CloudVmReplicaPoint"] == 1
+
+
+def mixed(result: str) -> dict[str, Any]:
+    return {
+        "time_scale": 1,
+        "plans": [
+            {
+                "name": "Tenant plan",
+                "backup_server": "vbr01",
+                "vm_stagger_seconds": 10,
+                "start_at_seconds": 0,
+                "vms": [
+                    {"name": "web", "duration_seconds": 100, "restore_point_age_seconds": 600},
+                    {"name": "db", "duration_seconds": 200, "result": result, "fail_at": 0.6},
+                ],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("result", ["Success", "Warning", "Failed"])
+def test_a_failover_progresses_vm_by_vm_to_its_result(result: str) -> None:
+    p = {"backup_server": "vbr01", "plan": "Tenant plan"}
+    with running_sim(mixed(result)) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        t0 = sim.clock.now
+        sim.clock.advance(60)  # web: Working (60 s in); db: Working (50 s in)
+        exp.poll()
+        m = exp.scrape()
+        assert one_hot(m, "veeam_failover_session_state", "state", SESSION_STATES, **p) == {"Working": 1}
+        assert one_hot(m, "veeam_failover_session_result", "result", SESSION_RESULTS, **p) == {"None": 1}
+        assert value(m, "veeam_failover_vm_progress_ratio", **p, vm="web") == 0.55  # (60-10)/(100-10)
+        assert value(m, "veeam_failover_vm_progress_ratio", **p, vm="db") == 0.21  # (50-10)/(200-10)
+        assert value(m, "veeam_failover_session_progress_ratio", **p) == 0.38
+        assert value(m, "veeam_failover_vm_restore_point_timestamp_seconds", **p, vm="web") == float(
+            int(t0 - 600)
+        )
+        assert exp.exporter.poller.next_delay() == 10.0  # active: fast polling
+
+        sim.clock.advance(50)  # web done at 100 s
+        exp.poll()
+        m = exp.scrape()
+        assert one_hot(m, "veeam_failover_vm_state", "state", SESSION_STATES, **p, vm="web") == {"Stopped": 1}
+        assert one_hot(m, "veeam_failover_vm_result", "result", SESSION_RESULTS, **p, vm="web") == {
+            "Success": 1
+        }
+        assert value(m, "veeam_failover_vm_end_timestamp_seconds", **p, vm="web") == pytest.approx(t0 + 100)
+        assert value(m, "veeam_failover_vm_progress_ratio", **p, vm="web") == 1
+        assert one_hot(m, "veeam_failover_vm_state", "state", SESSION_STATES, **p, vm="db") == {"Working": 1}
+
+        sim.clock.advance(200)
+        exp.poll()
+        m = exp.scrape()
+        db_end = t0 + 10 + (120 if result == "Failed" else 200)
+        assert one_hot(m, "veeam_failover_session_state", "state", SESSION_STATES, **p) == {"Stopped": 1}
+        assert one_hot(m, "veeam_failover_session_result", "result", SESSION_RESULTS, **p) == {result: 1}
+        assert one_hot(m, "veeam_failover_vm_result", "result", SESSION_RESULTS, **p, vm="db") == {result: 1}
+        assert value(m, "veeam_failover_vm_end_timestamp_seconds", **p, vm="db") == pytest.approx(db_end)
+        assert value(m, "veeam_failover_session_end_timestamp_seconds", **p) == pytest.approx(db_end)
+        assert value(m, "veeam_failover_session_progress_ratio", **p) == 1
+        assert value(m, "veeam_failover_vm_progress_ratio", **p, vm="db") == (
+            0.6 if result == "Failed" else 1
+        )
+        assert exp.exporter.poller.next_delay() == 60.0  # all idle: slow polling
+
+
+def test_an_empty_task_list() -> None:
+    scenario = {"plans": [{"name": "Empty", "backup_server": "vbr", "vms": [], "start_at_seconds": 0}]}
+    p = {"backup_server": "vbr", "plan": "Empty"}
+    with running_sim(scenario) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        sim.clock.advance(30)
+        exp.poll()
+        m = exp.scrape()
+    assert one_hot(m, "veeam_failover_session_result", "result", SESSION_RESULTS, **p) == {"Success": 1}
+    assert value(m, "veeam_failover_plan_vms", **p) == 0
+    assert series(m, "veeam_failover_vm_state") == {}
+    assert value(m, "veeam_em_up") == 1
+
+
+def test_a_newer_session_replaces_the_old_one_and_old_ones_stay_known() -> None:
+    scenario = {
+        "time_scale": 1,
+        "plans": [
+            {
+                "name": "P",
+                "backup_server": "vbr",
+                "vms": ["a"],
+                "history": [{"ago_seconds": 7 * 86400, "result": "Failed"}],
+            }
+        ],
+    }
+    p = {"backup_server": "vbr", "plan": "P"}
+    with running_sim(scenario) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        exp.poll()
+        old = exp.scrape()
+        assert value(old, "veeam_failover_session_result", **p, result="Failed") == 1
+        exp.poll()  # the week-old session is outside the window now, and must stay shown
+        assert value(exp.scrape(), "veeam_failover_session_result", **p, result="Failed") == 1
+        with httpx.Client() as http:
+            logon = http.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "admin"))
+            token = logon.headers["X-RestSvcSessionId"]
+            plan_id = sim.world.scenario.plans[0].id
+            r = http.post(
+                f"{sim.url}/api/cloud/cloudFailoverPlans/{plan_id}?action=start",
+                headers={"X-RestSvcSessionId": token, "Content-Type": "application/json"},
+                content=b'{"StartNow": true}',
+            )
+            assert r.status_code == 202
+        sim.clock.advance(1)
+        exp.poll()
+        new = exp.scrape()
+    new_ids = {dict(k)["session_id"] for k in series(new, "veeam_failover_session_info")}
+    old_ids = {dict(k)["session_id"] for k in series(old, "veeam_failover_session_info")}
+    assert len(new_ids) == 1 and new_ids != old_ids
+    assert value(new, "veeam_failover_session_state", **p, state="Starting") == 1
+
+
+def test_relogon_after_expiry_does_not_fail_a_poll() -> None:
+    with running_sim(mixed("Success")) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        exp.poll()
+        sim.world.expire_tokens()
+        exp.poll()
+        m = exp.scrape()
+    assert value(m, "veeam_em_up") == 1
+    assert value(m, "veeam_em_logons_total") == 2
+    assert value(m, "veeam_em_requests_total", endpoint="/api/cloud/cloudFailoverPlans", code="401") == 1
+    assert sum(series(m, "veeam_em_poll_errors_total").values()) == 0
+
+
+def test_token_is_reused_across_polls_and_logged_out_on_shutdown() -> None:
+    with running_sim(mixed("Success")) as sim:
+        with running_exporter(exporter_config(sim.url)) as exp:
+            for _ in range(3):
+                exp.poll()
+            assert value(exp.scrape(), "veeam_em_logons_total") == 1
+            assert sim.world.requests["POST /api/sessionMngr/"] == 1
+            assert len(sim.world.logons) == 1
+        assert sim.world.logouts == 1
+        assert len(sim.world.logons) == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [({"status": 503}, "http_5xx"), ({"status": 500}, "http_5xx"), ({"garbage": True}, "parse")],
+)
+def test_em_failure_sets_up_to_0_keeps_serving_and_recovers(fault: dict[str, Any], reason: str) -> None:
+    p = {"backup_server": "vbr01", "plan": "Tenant plan"}
+    with running_sim(mixed("Success")) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        sim.clock.advance(60)
+        exp.poll()
+        good = exp.scrape()
+        for k, v in fault.items():
+            setattr(sim.world.faults, k, v)
+        exp.poll()
+        bad = exp.scrape()
+        assert value(bad, "veeam_em_up") == 0
+        assert value(bad, "veeam_em_poll_errors_total", reason=reason) == 1
+        # last known data stays, with its time of reading
+        assert value(bad, "veeam_failover_vm_progress_ratio", **p, vm="web") == 0.55
+        assert value(bad, "veeam_em_last_successful_poll_timestamp_seconds") == value(
+            good, "veeam_em_last_successful_poll_timestamp_seconds"
+        )
+        assert httpx.get(exp.url + "/healthz").status_code == 200
+        assert 8.0 <= exp.exporter.poller.next_delay() <= 12.0  # backing off, with jitter
+        sim.world.faults.status, sim.world.faults.garbage = None, False
+        sim.clock.advance(10)
+        exp.poll()
+        healed = exp.scrape()
+        assert value(healed, "veeam_em_up") == 1
+        assert value(healed, "veeam_failover_vm_progress_ratio", **p, vm="web") == pytest.approx(0.66)
+        assert value(healed, "veeam_em_poll_errors_total", reason=reason) == 1  # counters keep their count
+
+
+def test_unreachable_em(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    with running_exporter(exporter_config("http://127.0.0.1:9", password="s3cret-pw")) as exp:
+        assert httpx.get(exp.url + "/readyz").status_code == 503
+        exp.poll()
+        m = exp.scrape()
+        assert httpx.get(exp.url + "/readyz").status_code == 200  # ready: it answers, and says EM is down
+    assert value(m, "veeam_em_up") == 0
+    assert value(m, "veeam_em_poll_errors_total", reason="connect") == 1
+    assert value(m, "veeam_em_last_successful_poll_timestamp_seconds") == 0
+    assert "cannot connect to http://127.0.0.1:9" in caplog.text
+    assert "s3cret-pw" not in caplog.text
+
+
+def test_bad_credentials_are_counted_and_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with (
+        running_sim("seed") as sim,
+        running_exporter(exporter_config(sim.url, password="wrong-pw-123")) as exp,
+    ):
+        exp.poll()
+        text = httpx.get(exp.url + "/metrics").text
+    m = parse_samples(text)
+    assert value(m, "veeam_em_up") == 0
+    assert value(m, "veeam_em_poll_errors_total", reason="logon") == 1
+    assert value(m, "veeam_em_requests_total", endpoint="/api/sessionMngr", code="401") == 1
+    assert "wrong-pw-123" not in text + caplog.text
+
+
+def test_a_bad_session_is_counted_and_the_others_still_shown() -> None:
+    scenario = {
+        "plans": [
+            {"name": "Good", "backup_server": "vbr", "vms": ["a"], "start_at_seconds": 0},
+            {"name": "Odd", "backup_server": "vbr", "vms": ["b"]},
+        ],
+        "sessions": [
+            {
+                "id": "odd",
+                "plan": "Odd",
+                "creation_time": "2026-11-20T10:00:00Z",
+                "state": "Pausing",
+                "result": "Unknown",
+                "tasks": [
+                    {
+                        "vm": "b",
+                        "point_id": "pb",
+                        "point_name": "b@2026-11-20 09:00:00",
+                        "point_time": "2026-11-20T09:00:00Z",
+                        "state": "Idle",
+                    }
+                ],
+            }
+        ],
+    }
+    with running_sim(scenario) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        sim.clock.advance(5)
+        exp.poll()
+        m = exp.scrape()
+    odd = {"backup_server": "vbr", "plan": "Odd"}
+    # undocumented values are exported next to the documented ones, not dropped
+    assert value(m, "veeam_failover_session_state", **odd, state="Pausing") == 1
+    assert value(m, "veeam_failover_session_state", **odd, state="Working") == 0
+    assert value(m, "veeam_failover_session_result", **odd, result="Unknown") == 1
+    assert value(m, "veeam_failover_vm_state", **odd, vm="b", state="Idle") == 1
+    assert value(m, "veeam_em_up") == 1
+
+
+def test_promtool_accepts_the_exposition() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: install Debian's prometheus package (scripts/setup does)"
+    with running_sim("demo") as sim, running_exporter(exporter_config(sim.url)) as exp:
+        sim.clock.advance(200)
+        exp.poll()
+        text = httpx.get(exp.url + "/metrics").text
+    assert "veeam_failover_vm_state" in text
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_openmetrics_gzip_and_caching() -> None:
+    with running_sim("demo") as sim, running_exporter(exporter_config(sim.url)) as exp:
+        exp.poll()
+        with httpx.Client(headers={"Accept-Encoding": "identity"}) as http:
+            plain1 = http.get(exp.url + "/metrics").content
+            plain2 = http.get(exp.url + "/metrics").content
+            om = http.get(
+                exp.url + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+            )
+            with http.stream("GET", exp.url + "/metrics", headers={"Accept-Encoding": "gzip"}) as gz:
+                raw = b"".join(gz.iter_raw())
+            assert plain1 == plain2  # same snapshot, same bytes
+            assert om.headers["content-type"].startswith("application/openmetrics-text")
+            assert om.text.endswith("# EOF\n")
+            assert gz.headers["content-encoding"] == "gzip"
+            assert gzip.decompress(raw) == plain1 and len(raw) < len(plain1) / 3
+            exp.poll()
+            plain3 = http.get(exp.url + "/metrics").content
+        assert plain3 != plain1  # a new poll, a new rendering
+        assert "veeam_em_poll_duration_seconds" in plain3.decode()
+
+
+def test_landing_page_links() -> None:
+    with running_exporter(exporter_config("http://127.0.0.1:9")) as exp:
+        r = httpx.get(exp.url + "/")
+    assert r.status_code == 200 and 'href="metrics"' in r.text and "http://127.0.0.1:9/api" in r.text

@@ -1,0 +1,264 @@
+"""The simulator speaks EM's protocol: what the reference describes, checked over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporter.em import parse
+from exporter.simulator.query import FilterError, compile_filter
+from exporter.simulator.scenario import ScenarioError, scenario_from_dict
+from tests.helpers import RunningSim, running_sim
+
+SEED_PLAN_ID = "e7ca6822-a87f-443d-8aae-8005970543bf"
+SEED_SESSION_ID = "a986d473-0248-4884-9832-17ec982ee393"
+
+
+@pytest.fixture
+def sim() -> Iterator[RunningSim]:
+    with running_sim("seed") as s:
+        yield s
+
+
+def logon(sim: RunningSim) -> str:
+    r = httpx.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "admin"))
+    assert r.status_code == 201
+    assert r.headers["set-cookie"].startswith("X-RestSvcSessionId=")
+    return r.headers["X-RestSvcSessionId"]
+
+
+def test_entry_point_needs_no_auth(sim: RunningSim) -> None:
+    r = httpx.get(sim.url + "/api/")
+    assert r.status_code == 200
+    assert b"<EnterpriseManager" in r.content and b'SupportedVersion Name="v1_7"' in r.content
+
+
+def test_bad_logon_gets_401_with_challenge_and_error_body(sim: RunningSim) -> None:
+    r = httpx.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "nope"))
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Basic Realm=RestSvc"
+    assert parse.parse_error_message(r.content) == "Login failed: wrong user name or password."
+
+
+def test_missing_or_unknown_token_gets_401_error(sim: RunningSim) -> None:
+    for headers in ({}, {"X-RestSvcSessionId": "bogus"}):
+        r = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=headers)
+        assert r.status_code == 401
+        assert "expired" in parse.parse_error_message(r.content)
+
+
+def test_cookie_wins_over_header(sim: RunningSim) -> None:
+    token = logon(sim)
+    url = sim.url + "/api/cloud/cloudFailoverPlans"
+    ok = httpx.get(url, headers={"X-RestSvcSessionId": "bogus", "Cookie": f"X-RestSvcSessionId={token}"})
+    assert ok.status_code == 200
+    bad = httpx.get(url, headers={"X-RestSvcSessionId": token, "Cookie": "X-RestSvcSessionId=bogus"})
+    assert bad.status_code == 401
+
+
+def test_logout_then_the_token_is_dead(sim: RunningSim) -> None:
+    token = logon(sim)
+    h = {"X-RestSvcSessionId": token}
+    sessions = httpx.get(sim.url + "/api/logonSessions", headers=h)
+    sid = parse.parse_document(sessions.content)[0].findtext("{http://www.veeam.com/ent/v1.0}SessionId")
+    assert httpx.delete(f"{sim.url}/api/logonSessions/{sid}", headers=h).status_code == 204
+    assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 401
+
+
+def test_plans_as_refs_entities_and_json(sim: RunningSim) -> None:
+    h = {"X-RestSvcSessionId": logon(sim)}
+    refs = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h)
+    assert b"<EntityReferences" in refs.content and b'Type="FailoverPlanReference"' in refs.content
+    plans, errors = parse.parse_plans(
+        httpx.get(sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers=h).content
+    )
+    assert errors == ()
+    assert [(p.id, p.name, p.tenant, p.backup_server, p.vms) for p in plans] == [
+        (
+            SEED_PLAN_ID,
+            "ABC Company Failover Plan",
+            "ABC Company",
+            "srv13.tech.local",
+            ("filesrv03", "filesrv04"),
+        )
+    ]
+    js = httpx.get(
+        sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers={**h, "Accept": "application/json"}
+    )
+    assert js.headers["content-type"].startswith("application/json")
+    plan = js.json()["CloudFailoverPlans"][0]
+    assert plan["Name"] == "ABC Company Failover Plan" and plan["UID"].endswith(SEED_PLAN_ID)
+    assert {
+        "Rel": "Start",
+        "Href": f"{sim.url}/api/cloud/cloudFailoverPlans/{SEED_PLAN_ID}?action=start",
+        "Name": None,
+        "Type": None,
+    } in plan["Links"]
+
+
+def test_seed_session_served_as_documented(sim: RunningSim) -> None:
+    h = {"X-RestSvcSessionId": logon(sim)}
+    r = httpx.get(f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity", headers=h)
+    assert r.status_code == 200
+    seed = (Path(__file__).parent / "fixtures" / "seed_session.xml").read_bytes()
+    assert parse.parse_session(r.content) == parse.parse_session(seed)
+    js = httpx.get(
+        f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity",
+        headers={**h, "Accept": "application/json"},
+    ).json()
+    assert [t["VmName"] for t in js["CloudFailoverTasks"]["CloudFailoverTasks"]] == ["filesrv03", "filesrv04"]
+    assert js["State"] == "Working" and js["Progress"] == 0
+
+
+def test_start_task_lifecycle_with_related_session(sim: RunningSim) -> None:
+    h = {"X-RestSvcSessionId": logon(sim), "Content-Type": "application/xml"}
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><CloudFailoverPlanManagementSpec '
+        b'xmlns="http://www.veeam.com/ent/v1.0"><StartNow>true</StartNow></CloudFailoverPlanManagementSpec>'
+    )
+    r = httpx.post(
+        f"{sim.url}/api/cloud/cloudFailoverPlans/{SEED_PLAN_ID}?action=start", headers=h, content=body
+    )
+    assert r.status_code == 202
+    task = parse.parse_task(r.content)
+    assert (task.id, task.state, task.related_session_id) == ("task-1", "Running", None)
+    running = parse.parse_task(httpx.get(f"{sim.url}/api/tasks/task-1", headers=h).content)
+    assert running.state == "Running"
+    sim.clock.advance(5)
+    done = parse.parse_task(httpx.get(f"{sim.url}/api/tasks/task-1", headers=h).content)
+    assert done.state == "Finished" and done.success is True and done.related_session_id
+    s = parse.parse_session(
+        httpx.get(
+            f"{sim.url}/api/cloud/failoverSessions/{done.related_session_id}?format=Entity", headers=h
+        ).content
+    )
+    assert s.plan == "ABC Company Failover Plan" and s.state == "Working"
+    # another logon session cannot see the task; delete removes it
+    other = {"X-RestSvcSessionId": logon(sim)}
+    assert httpx.get(f"{sim.url}/api/tasks/task-1", headers=other).status_code == 404
+    assert httpx.delete(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 204
+    assert httpx.get(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "message"),
+    [
+        ("application/xml", b"<Nope/>", "Node [root] does not exist."),
+        (
+            "application/xml",
+            b"<CloudFailoverPlanManagementSpec/>",
+            "Either StartNow or StartDate must be specified.",
+        ),
+        ("application/json", b'{"StartDate": "someday"}', "StartDate is not a valid date."),
+        ("text/plain", b"start", "Content-Type must be application/xml or application/json."),
+    ],
+)
+def test_bad_start_bodies_get_400(sim: RunningSim, ctype: str, body: bytes, message: str) -> None:
+    h = {"X-RestSvcSessionId": logon(sim), "Content-Type": ctype}
+    r = httpx.post(
+        f"{sim.url}/api/cloud/cloudFailoverPlans/{SEED_PLAN_ID}?action=start", headers=h, content=body
+    )
+    assert r.status_code == 400 and parse.parse_error_message(r.content) == message
+    assert sim.world.starts == []
+
+
+def test_query_filter_sort_and_paging() -> None:
+    scenario = {
+        "plans": [
+            {
+                "name": f"P{i}",
+                "backup_server": "vbr",
+                "vms": ["a"],
+                "history": [{"ago_seconds": 1000 * (i + 1), "result": ("Success", "Failed")[i % 2]}],
+            }
+            for i in range(5)
+        ]
+    }
+    with running_sim(scenario) as sim:
+        h = {"X-RestSvcSessionId": logon(sim)}
+        r = httpx.get(
+            sim.url + "/api/query",
+            headers=h,
+            params={
+                "type": "CloudFailoverSession",
+                "format": "Entities",
+                "sortDesc": "CreationTime",
+                "filter": "Result==failed",
+                "pageSize": "1",
+            },
+        )
+        page = parse.parse_session_query(r.content)
+        assert (page.page_num, page.pages_count) == (1, 2)
+        assert [s.plan for s in page.items] == ["P1"]
+        assert page.next_path is not None and "page=2" in page.next_path and "filter=Result" in page.next_path
+        r2 = httpx.get(sim.url + page.next_path, headers=h)
+        assert [s.plan for s in parse.parse_session_query(r2.content).items] == ["P3"]
+        js = httpx.get(
+            sim.url + "/api/query",
+            headers={**h, "Accept": "application/json"},
+            params={"type": "CloudFailoverSession", "format": "Entities"},
+        ).json()
+        assert js["PagingInfo"]["PageSize"] == 100  # the real default, whatever the docs say
+        assert len(js["Entities"]["CloudFailoverSessions"]["CloudFailoverSessions"]) == 5
+        bad = httpx.get(
+            sim.url + "/api/query", headers=h, params={"type": "CloudFailoverSession", "filter": "(("}
+        )
+        assert bad.status_code == 400
+
+
+def test_filter_language() -> None:
+    rec = {
+        "name": "acme plan",
+        "result": "Warning",
+        "state": "Stopped",
+        "creationtime": 1_700_000_000.0,
+        "endtime": None,
+    }
+    assert compile_filter('Name=="ACME Plan"')(rec)
+    assert compile_filter("Result>success;Result<failed")(rec)  # enums compare by ordinal
+    assert compile_filter("Result==failed,State==stopped")(rec)  # OR
+    assert not compile_filter("(Result==failed,State==working);Name==x")(rec)
+    assert compile_filter('CreationTime>="2023-11-14T00:00:00"')(rec)
+    assert compile_filter("EndTime!=2023-11-14T00:00:00")(rec)
+    with pytest.raises(FilterError):
+        compile_filter("Name==a)")
+
+
+def test_camel_case_json_like_em13() -> None:
+    with running_sim({"json_case": "camel", "plans": [{"name": "P", "vms": ["a"]}]}) as sim:
+        h = {"X-RestSvcSessionId": logon(sim), "Accept": "application/json"}
+        plan = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers=h).json()
+        first = plan["cloudFailoverPlans"][0]
+        assert first["name"] == "P" and "uid" in first and "links" in first
+
+
+def test_fault_switches_over_http(sim: RunningSim) -> None:
+    h = {"X-RestSvcSessionId": logon(sim)}
+    httpx.post(sim.url + "/_sim/faults", content=json.dumps({"status": 503, "remaining": 1}))
+    assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 503
+    assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 200
+    stats = httpx.get(sim.url + "/_sim/stats").json()
+    assert stats["requests"]["GET /api/cloud/cloudFailoverPlans"] == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"plans": [{"vms": []}]}, "plans[0]: missing 'name'"),
+        (
+            {"plans": [{"name": "x", "vms": [{"name": "a", "result": "Great"}]}]},
+            "plans[0].vms[0].result: must be one of",
+        ),
+        ({"plans": [{"name": "x"}, {"name": "x"}]}, "two plans share a name"),
+        ({"time_scale": -2}, "time_scale: must be a non-negative number"),
+        ({"sessions": [{"id": "s", "plan": "ghost"}]}, "unknown plan 'ghost'"),
+    ],
+)
+def test_bad_scenarios_are_explained(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        scenario_from_dict(data)
+    assert message in str(err.value)
