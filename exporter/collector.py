@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.actions import Actions
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask
 from exporter.em.parse import point_time_from_name
 from exporter.snapshot import Snapshot, Store
@@ -215,3 +216,32 @@ def _unique_tasks(s: Session) -> list[VmTask]:
     # EM lists a VM once per session; should it ever repeat one, the later entry wins (duplicate
     # series would make the whole exposition invalid).
     return list({t.vm: t for t in s.tasks}.values())
+
+
+class ActionsCollector(Collector):
+    """Start requests by outcome, and when each plan was last started."""
+
+    def __init__(self, actions: Actions, store: Store) -> None:
+        self.actions = actions
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        counts, last_start = self.actions.stats()
+        requests = CounterMetricFamily(
+            "veeam_failover_start_requests",
+            "Failover start requests by plan (empty if not a known plan), source and outcome.",
+            labels=["plan", "source", "outcome"],
+        )
+        for (plan, source, outcome), n in sorted(counts.items()):
+            requests.add_metric([plan, source, outcome], n)
+        yield requests
+        last = GaugeMetricFamily(
+            "veeam_failover_last_start_timestamp_seconds",
+            "When this exporter last asked EM to start the plan (kept across restarts by the audit log).",
+            labels=["plan"],
+        )
+        names = {p.id: p.name for p in self.store.current().plans}
+        for plan_id, ts in sorted(last_start.items()):
+            if plan_id in names:
+                last.add_metric([names[plan_id]], ts)
+        yield last

@@ -45,9 +45,38 @@ class PollSettings:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who may call the action endpoints: a name for the audit log, a bearer token, and its plans."""
+
+    name: str
+    token: Secret = field(repr=False)
+    plans: tuple[str, ...] | None = None  # None: the global actions.allowed_plans
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    enabled: bool = False
+    kill_switch: bool = False  # refuse every start, whatever else says
+    dry_run: bool = False  # run and record every check, send nothing to EM
+    callers: tuple[Caller, ...] = ()
+    allowed_plans: tuple[str, ...] = ()  # plan names or IDs
+    cooldown_seconds: float = 3600.0
+    audit_log: str | None = None
+    alertmanager_plan_label: str = "veeam_failover_plan"
+    max_body_bytes: int = 256 * 1024
+    task_timeout_seconds: float = 600.0
+    # plan name or ID -> fail over to a point at least this old (ransomware recovery), instead of the latest
+    restore_point_min_age_seconds: dict[str, float] = field(default_factory=dict)
+
+
+MIN_TOKEN_LENGTH = 16
+
+
+@dataclass(frozen=True)
 class Config:
     em: EMSettings
     poll: PollSettings = field(default_factory=PollSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
     listen_address: str = "0.0.0.0:9849"
     log_level: str = "info"
 
@@ -67,7 +96,20 @@ EM_KEYS = {
     "max_body_bytes",
 }
 POLL_KEYS = set(PollSettings.__dataclass_fields__)
-TOP_KEYS = {"em", "poll", "listen_address", "log_level"}
+TOP_KEYS = {"em", "poll", "actions", "listen_address", "log_level"}
+ACTION_KEYS = {
+    "enabled",
+    "kill_switch",
+    "dry_run",
+    "tokens_file",
+    "allowed_plans",
+    "cooldown_seconds",
+    "audit_log",
+    "alertmanager_plan_label",
+    "max_body_bytes",
+    "task_timeout_seconds",
+    "plans",
+}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -215,6 +257,7 @@ def build_config(
         history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
         max_backoff_seconds=_number(poll, "max_backoff_seconds", "poll", 300.0, minimum=1),
     )
+    actions = _actions(_mapping(top.get("actions"), "actions", ACTION_KEYS), env)
     if poll_settings.idle_interval_seconds < poll_settings.active_interval_seconds:
         raise ConfigError("poll.idle_interval_seconds: must not be shorter than poll.active_interval_seconds")
     return Config(
@@ -231,8 +274,97 @@ def build_config(
             ),
         ),
         poll=poll_settings,
+        actions=actions,
         listen_address=listen,
         log_level=log_level,
+    )
+
+
+def _bool(d: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    v = d.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where}.{key}: must be true or false, got {v!r}")
+    return v
+
+
+def _plan_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(f"{where}: must be a list of plan names or IDs")
+    return tuple(value)
+
+
+def _token(value: Any, where: str) -> Secret:
+    if not isinstance(value, str) or len(value.strip()) < MIN_TOKEN_LENGTH:
+        # short tokens can be guessed; the value itself is never echoed
+        raise ConfigError(f"{where}: must be a string of at least {MIN_TOKEN_LENGTH} characters")
+    return Secret(value.strip())
+
+
+def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
+    callers: list[Caller] = []
+    if path is not None:
+        data = read_yaml(path)
+        for name, entry in data.items():
+            where = f"actions.tokens_file {path}: {name}"
+            if isinstance(entry, str):
+                callers.append(Caller(name=str(name), token=_token(entry, where)))
+            elif isinstance(entry, dict):
+                unknown = set(entry) - {"token", "plans"}
+                if unknown:
+                    raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting; known: plans, token")
+                plans = _plan_list(entry["plans"], f"{where}.plans") if "plans" in entry else None
+                callers.append(
+                    Caller(name=str(name), token=_token(entry.get("token"), f"{where}.token"), plans=plans)
+                )
+            else:
+                raise ConfigError(f"{where}: must be a token or a mapping with token and plans")
+    if env.get("VEEAM_ACTION_TOKEN"):
+        callers.append(Caller(name="env", token=_token(env["VEEAM_ACTION_TOKEN"], "VEEAM_ACTION_TOKEN")))
+    tokens = [c.token.reveal() for c in callers]
+    if len(set(tokens)) != len(tokens):
+        raise ConfigError("actions.tokens_file: two callers share a token; give each its own")
+    return tuple(callers)
+
+
+def _actions(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
+    enabled = _bool(d, "enabled", "actions", False)
+    if not enabled:
+        return ActionSettings()
+    callers = _callers(_string(d, "tokens_file", "actions"), env)
+    if not callers:
+        raise ConfigError(
+            "actions.tokens_file: actions are enabled but no caller token is set "
+            "(actions.tokens_file or VEEAM_ACTION_TOKEN)"
+        )
+    audit_log = _string(d, "audit_log", "actions")
+    if audit_log is None:
+        raise ConfigError(
+            "actions.audit_log: required when actions are enabled (the guards persist their state there)"
+        )
+    label = _string(d, "alertmanager_plan_label", "actions") or "veeam_failover_plan"
+    policies: dict[str, float] = {}
+    plans = d.get("plans") or {}
+    if not isinstance(plans, dict):
+        raise ConfigError("actions.plans: must be a mapping of plan name or ID to its policy")
+    for plan, policy in plans.items():
+        where = f"actions.plans.{plan}"
+        policy = _mapping(policy, where, {"restore_point_min_age_minutes"})
+        if "restore_point_min_age_minutes" in policy:
+            policies[str(plan)] = 60 * _number(policy, "restore_point_min_age_minutes", where, 0, minimum=1)
+    return ActionSettings(
+        enabled=True,
+        kill_switch=_bool(d, "kill_switch", "actions", False),
+        dry_run=_bool(d, "dry_run", "actions", False),
+        callers=callers,
+        allowed_plans=_plan_list(d.get("allowed_plans"), "actions.allowed_plans"),
+        cooldown_seconds=_number(d, "cooldown_seconds", "actions", 3600.0, minimum=0),
+        audit_log=audit_log,
+        alertmanager_plan_label=label,
+        max_body_bytes=int(_number(d, "max_body_bytes", "actions", 256 * 1024, minimum=1024, integer=True)),
+        task_timeout_seconds=_number(d, "task_timeout_seconds", "actions", 600.0, minimum=1),
+        restore_point_min_age_seconds=policies,
     )
 
 

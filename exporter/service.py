@@ -10,7 +10,9 @@ import prometheus_client
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 
-from exporter.collector import FailoverCollector, HealthCollector
+from exporter.actions import Actions
+from exporter.actions_web import action_routes
+from exporter.collector import ActionsCollector, FailoverCollector, HealthCollector
 from exporter.config import Config
 from exporter.em.client import EMClient, tls_verify
 from exporter.exposition import Exposition
@@ -21,11 +23,13 @@ from exporter.web import create_app
 log = logging.getLogger(__name__)
 
 
-def build_registry(store: Store) -> CollectorRegistry:
+def build_registry(store: Store, actions: Actions | None = None) -> CollectorRegistry:
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthCollector(store))
     registry.register(FailoverCollector(store))
+    if actions is not None:
+        registry.register(ActionsCollector(actions, store))
     prometheus_client.ProcessCollector(registry=registry)
     prometheus_client.PlatformCollector(registry=registry)
     return registry
@@ -52,11 +56,22 @@ class Exporter:
         )
         self.store = Store()
         self.poller = Poller(self.client, config.poll, self.store)
-        self.registry = build_registry(self.store)
+        self.actions = None
+        if config.actions.enabled:
+            self.actions = Actions(config.actions, self.client, self.store, wake_poller=self.poller.wake)
+            if config.actions.dry_run:
+                log.warning("actions: dry run for every request (actions.dry_run); nothing is sent to EM")
+            if config.actions.kill_switch:
+                log.warning("actions: kill switch on (actions.kill_switch); every start is refused")
+        self.registry = build_registry(self.store, self.actions)
         self.exposition = Exposition(self.registry, self.store)
         self._start_poller = start_poller
         self.app: Starlette = create_app(
-            self.store, self.exposition, em_url=self.client.base_url, lifespan=self._lifespan
+            self.store,
+            self.exposition,
+            em_url=self.client.base_url,
+            lifespan=self._lifespan,
+            extra_routes=action_routes(self.actions),
         )
 
     @asynccontextmanager
@@ -70,4 +85,6 @@ class Exporter:
 
     def shutdown(self) -> None:
         self.poller.stop()
+        if self.actions is not None:
+            self.actions.close()
         self.client.close()  # logs out of EM

@@ -34,6 +34,7 @@ def create_app(
     *,
     em_url: str,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    extra_routes: list[Route] | None = None,
 ) -> Starlette:
     async def landing(request: Request) -> Response:
         return HTMLResponse(LANDING.format(version=html.escape(__version__), em=html.escape(em_url)))
@@ -60,4 +61,4 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes + (extra_routes or []), lifespan=lifespan)

@@ -1,0 +1,132 @@
+"""The audit log of start requests: one JSON line per decision, on disk before the HTTP answer goes out.
+
+It is also the persisted state of the guards. On start the exporter reads it back to learn which
+idempotency keys were used and when each plan was last started, so a restart never forgets that a
+failover was already started. A line cut short by a crash is skipped on reading; the lines before it
+are intact because each one is written whole with a single `write` and fsync'd.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporter.em.parse import ParseError, parse_time
+
+log = logging.getLogger(__name__)
+
+RECENT = 200  # decisions kept in memory for GET /api/v1/actions
+
+
+@dataclass
+class AuditState:
+    """What the guards need to know of the past, rebuilt from the log."""
+
+    used_keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # idempotency key -> the decision
+    last_start: dict[str, float] = field(
+        default_factory=dict
+    )  # plan id -> when EM was last asked to start it
+    pending: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # request id -> "starting", no outcome yet
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Fold one decision in. Shared by replay and live operation, so both agree."""
+        outcome = record.get("outcome")
+        rid = str(record.get("request_id", ""))
+        if outcome == "starting":
+            # Written before EM is called. Until its outcome is known the key counts as used.
+            self.pending[rid] = record
+            self._used(record)
+            return
+        self.pending.pop(rid, None)
+        if outcome in ("accepted", "em_unknown"):
+            self._used(record)
+            self._started(record)
+        elif outcome == "em_error" and record.get("idempotency_key"):
+            # EM refused or was down: nothing started, the same request may be tried again.
+            self.used_keys.pop(str(record["idempotency_key"]), None)
+
+    def finish_replay(self) -> None:
+        # A "starting" line with no outcome: we died while asking EM. The start may have happened,
+        # so count it as a start: never start twice.
+        for record in self.pending.values():
+            self._started(record)
+        self.pending.clear()
+
+    def _used(self, record: dict[str, Any]) -> None:
+        if record.get("idempotency_key"):
+            self.used_keys[str(record["idempotency_key"])] = record
+
+    def _started(self, record: dict[str, Any]) -> None:
+        if isinstance(record.get("plan_id"), str):
+            when = parse_time(str(record.get("time", ""))) if record.get("time") else None
+            self.last_start[record["plan_id"]] = when or time.time()
+
+
+class AuditLog:
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+        self.lines_written = 0
+        self.skipped_on_load = 0
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # O_APPEND: every write lands at the end, whole, even if two processes share the file.
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def load(self) -> AuditState:
+        state = AuditState()
+        for record in self._read():
+            self.recent.append(record)
+            try:
+                state.apply(record)
+            except ParseError:
+                self.skipped_on_load += 1
+        state.finish_replay()
+        return state
+
+    def _read(self) -> Iterator[dict[str, Any]]:
+        if self.path is None or not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            for raw in f:
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    self.skipped_on_load += 1  # a line a crash cut short
+                    continue
+                if isinstance(record, dict):
+                    yield record
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        record = {"time": _now_iso(), **record}
+        line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        with self._lock:
+            if self._fd is not None:
+                os.write(self._fd, line)
+                os.fsync(self._fd)
+            self.recent.append(record)
+            self.lines_written += 1
+        return record
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _now_iso() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
