@@ -83,13 +83,11 @@ class Actions:
         store: Store,
         *,
         wake_poller: Callable[[], None] = lambda: None,
-        task_poll_interval: float = 2.0,
     ) -> None:
         self.settings = settings
         self.client = client
         self.store = store
         self.wake_poller = wake_poller
-        self.task_poll_interval = task_poll_interval
         self.audit = AuditLog(settings.audit_log)
         self.state = self.audit.load()
         if self.audit.skipped_on_load:
@@ -416,7 +414,7 @@ class Actions:
             "plan_id": decision.plan_id,
             "em_task_id": task_id,
         }
-        while not self._stop.wait(self.task_poll_interval):
+        while not self._stop.wait(self.settings.task_poll_interval_seconds):
             if time.monotonic() > deadline:
                 self.audit.write(
                     {**base, "outcome": "task_timeout", "reason": "EM task did not finish in time"}

@@ -84,6 +84,11 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: every write lands at the end, whole, even if two processes share the file.
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if _ends_mid_line(self.path):
+                # A crash cut the last line short: end it, or our next record would be glued to it
+                # and lost with it.
+                os.write(self._fd, b"\n")
+                os.fsync(self._fd)
 
     def load(self) -> AuditState:
         state = AuditState()
@@ -130,3 +135,12 @@ class AuditLog:
 def _now_iso() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"

@@ -65,6 +65,7 @@ class ActionSettings:
     alertmanager_plan_label: str = "veeam_failover_plan"
     max_body_bytes: int = 256 * 1024
     task_timeout_seconds: float = 600.0
+    task_poll_interval_seconds: float = 2.0
     # plan name or ID -> fail over to a point at least this old (ransomware recovery), instead of the latest
     restore_point_min_age_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -108,6 +109,7 @@ ACTION_KEYS = {
     "alertmanager_plan_label",
     "max_body_bytes",
     "task_timeout_seconds",
+    "task_poll_interval_seconds",
     "plans",
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -363,6 +365,7 @@ def _actions(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
         audit_log=audit_log,
         alertmanager_plan_label=label,
         max_body_bytes=int(_number(d, "max_body_bytes", "actions", 256 * 1024, minimum=1024, integer=True)),
+        task_poll_interval_seconds=_number(d, "task_poll_interval_seconds", "actions", 2.0, minimum=0.05),
         task_timeout_seconds=_number(d, "task_timeout_seconds", "actions", 600.0, minimum=1),
         restore_point_min_age_seconds=policies,
     )

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import Config, EMSettings, PollSettings
+from exporter.config import ActionSettings, Config, EMSettings, PollSettings
 from exporter.secret import Secret
 from exporter.serve import ServerThread
 from exporter.service import Exporter
@@ -73,7 +73,9 @@ class RunningExporter:
 
 def exporter_config(em_url: str, *, username: str = "admin", password: str = "admin", **em: Any) -> Config:
     poll = em.pop("poll", PollSettings())
+    actions = em.pop("actions", ActionSettings())
     return Config(
+        actions=actions,
         em=EMSettings(url=em_url, username=username, password=Secret(password), **em),
         poll=poll,
         listen_address="127.0.0.1:0",
