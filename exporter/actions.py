@@ -129,19 +129,13 @@ class Actions:
         plan_ref: str | None = None,
         fingerprint: str | None = None,
     ) -> Decision:
-        """Record a request turned away before it named a usable plan (bad token, bad body, ...)."""
-        decision = Decision(request_id=_request_id(), outcome=outcome, status=status, reason=reason)
-        # An unauthenticated caller may name anything: only a known plan becomes a label value.
-        plan = self._known_plan_name(plan_ref)
-        self._record(
-            decision,
-            source=source,
-            caller=caller,
-            remote=remote,
-            plan_label=plan or "",
-            extra={"plan_ref": (plan_ref or "")[:200] or None, "alert_fingerprint": fingerprint},
+        """Record a request turned away before its checks could run (bad token, bad body, ...)."""
+        req = StartRequest(
+            plan_ref=plan_ref or "", source=source, remote=remote, alert_fingerprint=fingerprint
         )
-        return decision
+        # Only an authenticated caller's plan name may become a label value or be confirmed in the answer.
+        plan = None if caller is None else _resolve(self.store.current().plans, req.plan_ref)[0]
+        return self._decide(_request_id(), caller, req, plan, outcome, status, reason)
 
     def start(self, caller: Caller, req: StartRequest) -> Decision:
         rid = _request_id()
@@ -275,14 +269,10 @@ class Actions:
         with self._locks_guard:
             return self._locks.setdefault(plan_id, threading.Lock())
 
-    def _known_plan_name(self, ref: str | None) -> str | None:
-        plan, _ = _resolve(self.store.current().plans, ref or "")
-        return None if plan is None else plan.name
-
     def _decide(
         self,
         rid: str,
-        caller: Caller,
+        caller: Caller | None,
         req: StartRequest,
         plan: Plan | None,
         outcome: str,
@@ -323,7 +313,7 @@ class Actions:
             status,
             reason,
             decision.plan or req.plan_ref[:100],
-            caller.name,
+            None if caller is None else caller.name,
             req.source,
         )
         return decision
@@ -362,40 +352,6 @@ class Actions:
         written = self.audit.write(record)
         with self._stats_lock:
             self.state.apply(written)
-
-    def _record(
-        self,
-        decision: Decision,
-        *,
-        source: str,
-        caller: Caller | None,
-        remote: str,
-        plan_label: str,
-        extra: dict[str, Any],
-    ) -> None:
-        self.audit.write(
-            {
-                "request_id": decision.request_id,
-                "source": source,
-                "caller": None if caller is None else caller.name,
-                "remote": remote,
-                "outcome": decision.outcome,
-                "status": decision.status,
-                "reason": decision.reason,
-                **extra,
-            }
-        )
-        with self._stats_lock:
-            self.requests[(plan_label, source, decision.outcome)] += 1
-        self.store.publish()
-        log.info(
-            "start request %s refused: %s %s (%s) source=%s",
-            decision.request_id,
-            decision.outcome,
-            decision.status,
-            decision.reason,
-            source,
-        )
 
     # -- following the EM task -----------------------------------------------------------------
 

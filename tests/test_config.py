@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from exporter.cli import main
@@ -127,3 +128,60 @@ def test_cli_has_no_password_flag() -> None:
 def test_cli_simulate_rejects_an_unknown_scenario() -> None:
     result = CliRunner().invoke(main, ["simulate", "--scenario", "nope"])
     assert result.exit_code == 2 and "no built-in scenario 'nope'; built-in: demo, seed" in result.output
+
+
+def test_the_example_config_is_valid(tmp_path: Path) -> None:
+    data = yaml.safe_load((Path(__file__).parent.parent / "examples" / "exporter.yaml").read_text())
+    tokens = yaml.safe_load((Path(__file__).parent.parent / "examples" / "action-tokens.yaml").read_text())
+    (tmp_path / "pw").write_text("pw")
+    (tmp_path / "ca.pem").write_text("")
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))
+    data["em"].update(password_file=str(tmp_path / "pw"), ca_file=str(tmp_path / "ca.pem"))
+    data["actions"].update(tokens_file=str(tmp_path / "tokens.yaml"), audit_log=str(tmp_path / "audit.jsonl"))
+    c = build(data, env={})
+    assert c.actions.enabled and c.actions.dry_run
+    assert [(x.name, x.plans) for x in c.actions.callers] == [
+        ("alertmanager", None),
+        ("runbook", ("ACME full site failover", "Globex DR plan")),
+    ]
+    assert c.actions.restore_point_min_age_seconds == {"Globex DR plan": 7200.0}
+
+
+def test_actions_are_off_unless_enabled() -> None:
+    assert build({**GOOD, "actions": {"allowed_plans": ["x"]}}).actions.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("actions", "tokens", "message"),
+    [
+        ({"enabled": True, "audit_log": "/tmp/a"}, None, "actions are enabled but no caller token is set"),
+        ({"enabled": True}, {"am": "long-enough-token-123"}, "actions.audit_log: required"),
+        ({"enabled": True, "audit_log": "/tmp/a"}, {"am": "short"}, ": am: must be a string of at least 16"),
+        (
+            {"enabled": True, "audit_log": "/tmp/a"},
+            {"am": {"token": "long-enough-token-123", "plan": ["x"]}},
+            "am.plan: unknown setting",
+        ),
+        (
+            {"enabled": True, "audit_log": "/tmp/a"},
+            {"a": "long-enough-token-123", "b": "long-enough-token-123"},
+            "two callers share a token",
+        ),
+        ({"enabled": "yes"}, None, "actions.enabled: must be true or false"),
+        (
+            {"enabled": True, "audit_log": "/tmp/a", "plans": {"P": {"restore_point_min_age_minutes": 0}}},
+            {"am": "long-enough-token-123"},
+            "actions.plans.P.restore_point_min_age_minutes: must be at least 1",
+        ),
+    ],
+)
+def test_bad_action_settings(
+    tmp_path: Path, actions: dict[str, Any], tokens: dict[str, Any] | None, message: str
+) -> None:
+    if tokens is not None:
+        (tmp_path / "t.yaml").write_text(yaml.safe_dump(tokens))
+        actions = {**actions, "tokens_file": str(tmp_path / "t.yaml")}
+    with pytest.raises(ConfigError) as err:
+        build({**GOOD, "actions": actions})
+    assert message in str(err.value)
+    assert "short" not in str(err.value) or "short" in message  # a refused token is never echoed

@@ -1,0 +1,88 @@
+"""Real Prometheus and Alertmanager (Debian's packages), started by the tests on free loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    assert path, (
+        f"{name} is missing: scripts/setup --test installs Debian's prometheus and prometheus-alertmanager"
+    )
+    return path
+
+
+@contextmanager
+def _process(args: list[str], ready_url: str, log: Path) -> Iterator[str]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(ready_url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, f"{args[0]} exited: {log.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, f"{args[0]} not ready: {log.read_text()[-2000:]}"
+                time.sleep(0.1)
+            yield ready_url.rsplit("/-/", 1)[0]
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def prometheus(tmp: Path, config: dict[str, Any], rule_files: dict[str, Any] | None = None) -> Iterator[str]:
+    """Prometheus with this config (and these rule files, by name); yields its base URL."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, rules in (rule_files or {}).items():
+        (tmp / name).write_text(rules if isinstance(rules, str) else yaml.safe_dump(rules))
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    args = [
+        binary("prometheus"),
+        f"--config.file={tmp / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with _process(args, f"http://127.0.0.1:{port}/-/ready", tmp / "prometheus.log") as url:
+        yield url
+
+
+@contextmanager
+def alertmanager(tmp: Path, config: dict[str, Any]) -> Iterator[str]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    args = [
+        binary("prometheus-alertmanager"),
+        f"--config.file={tmp / 'alertmanager.yml'}",
+        f"--storage.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with _process(args, f"http://127.0.0.1:{port}/-/ready", tmp / "alertmanager.log") as url:
+        yield url
