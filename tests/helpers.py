@@ -83,9 +83,9 @@ def exporter_config(em_url: str, *, username: str = "admin", password: str = "ad
 
 
 @contextmanager
-def running_exporter(config: Config) -> Iterator[RunningExporter]:
-    """An exporter on loopback whose polls the test triggers (no background poller)."""
-    exporter = Exporter(config, start_poller=False)
+def running_exporter(config: Config, *, background_polling: bool = False) -> Iterator[RunningExporter]:
+    """An exporter on loopback; by default the test triggers its polls (no background poller)."""
+    exporter = Exporter(config, start_poller=background_polling)
     server = ServerThread(exporter.app).start()
     try:
         yield RunningExporter(exporter, server)

@@ -218,6 +218,14 @@ class World:
                     created=fixed.point_times[t.point_id],
                 )
 
+    def reschedule(self, now: float) -> None:
+        """Let the scenario's scheduled starts count from `now` (e.g. once an observer is ready)."""
+        with self.lock:
+            for plan_id in self._next_start:
+                plan = self.plans[plan_id]
+                assert plan.start_at is not None
+                self._next_start[plan_id] = now + plan.start_at / self.scenario.time_scale
+
     # -- logon sessions -------------------------------------------------------------------
 
     def logon(self, username: str, password: str) -> Logon | None:
