@@ -188,7 +188,7 @@ def action_routes(actions: Actions | None) -> list[Route]:
             limit_n = min(200, max(1, int(request.query_params.get("limit", "50"))))
         except ValueError:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
-        return JSONResponse({"actions": list(reversed(actions.audit.recent))[:limit_n]})
+        return JSONResponse({"actions": actions.audit.latest(limit_n)})
 
     return [
         Route("/api/v1/plans/{plan}/start", start, methods=["POST"]),

@@ -125,6 +125,11 @@ class AuditLog:
             self.lines_written += 1
         return record
 
+    def latest(self, n: int) -> list[dict[str, Any]]:
+        """The newest `n` decisions, newest first."""
+        with self._lock:
+            return list(self.recent)[-n:][::-1]
+
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:

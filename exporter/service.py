@@ -72,6 +72,7 @@ class Exporter:
             em_url=self.client.base_url,
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
+            recent_actions=None if self.actions is None else self.actions.audit.latest,
         )
 
     @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from exporter import __version__
+from exporter import __version__, status
 from exporter.exposition import Exposition
 from exporter.snapshot import Store
 
@@ -22,6 +23,7 @@ LANDING = """<!doctype html>
 <p>Enterprise Manager: {em}</p>
 <ul>
 <li><a href="metrics">/metrics</a> &mdash; Prometheus metrics</li>
+<li><a href="status">/status</a> &mdash; failover status page</li>
 <li><a href="healthz">/healthz</a> &mdash; the process is alive</li>
 <li><a href="readyz">/readyz</a> &mdash; the first poll of EM has finished</li>
 </ul></body></html>
@@ -35,6 +37,7 @@ def create_app(
     em_url: str,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     extra_routes: list[Route] | None = None,
+    recent_actions: Callable[[int], list[dict[str, Any]]] | None = None,
 ) -> Starlette:
     async def landing(request: Request) -> Response:
         return HTMLResponse(LANDING.format(version=html.escape(__version__), em=html.escape(em_url)))
@@ -47,6 +50,12 @@ def create_app(
         headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if want_gzip else {}
         return Response(body, media_type=content_type, headers=headers)
 
+    async def status_page(request: Request) -> Response:
+        snap = store.current()
+        actions = None if recent_actions is None else recent_actions(20)
+        body = await run_in_threadpool(status.render, snap, actions)
+        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
@@ -58,6 +67,7 @@ def create_app(
     routes = [
         Route("/", landing, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/status", status_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

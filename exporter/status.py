@@ -1,0 +1,190 @@
+"""/status: the failover overview as one self-contained HTML page, for the day Grafana is down.
+
+Server-rendered from the current snapshot: no JavaScript, no external assets; it reloads itself.
+Every string that came from EM (plan, VM, tenant, server names, states) or from a caller (reasons)
+is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from exporter import __version__
+from exporter.em.model import Plan, Session, VmTask
+from exporter.em.parse import point_time_from_name
+from exporter.snapshot import Snapshot
+
+REFRESH_SECONDS = 10
+MAX_VM_ROWS = 2000  # a page for people: beyond this, the dashboards
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
+h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.15em;margin:1.4em 0 .4em} h3{font-size:1em;margin:1em 0 .3em}
+table{border-collapse:collapse;background:#fff;margin-bottom:.5em} td,th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}
+th{background:#eee} .muted{color:#777} .bar{width:12em;height:.9em;background:#e3e3e3;border-radius:3px;overflow:hidden;display:inline-block;vertical-align:middle}
+.fill{display:block;height:100%;background:#3b82f6} td.p{white-space:nowrap} .ok{color:#15803d;font-weight:600} .warn{color:#b45309;font-weight:600}
+.bad{color:#b91c1c;font-weight:600} .run{color:#1d4ed8;font-weight:600} .badge{padding:.1em .5em;border-radius:3px;color:#fff}
+.badge.up{background:#15803d} .badge.down{background:#b91c1c}
+"""
+
+
+def e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _ts(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(max(0, seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d}d"] if d else []
+    if h or d:
+        parts.append(f"{h}h")
+    parts.append(f"{m}m" if (m or h or d) else f"{s}s")
+    return " ".join(parts)
+
+
+def _cls(state: str, result: str) -> str:
+    if result == "Failed":
+        return "bad"
+    if result == "Warning":
+        return "warn"
+    if result == "Success":
+        return "ok"
+    return "run" if state != "Stopped" else ""
+
+
+def _bar(ratio: float) -> str:
+    pct = max(0.0, min(100.0, ratio * 100))
+    return f'<span class="bar" title="{pct:.0f}%"><span class="fill" style="width:{pct:.0f}%"></span></span> {pct:.0f}%'
+
+
+def _table(headers: Iterable[str], rows: Iterable[str]) -> str:
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _vm_rows(session: Session, snap: Snapshot, budget: list[int]) -> list[str]:
+    rows = []
+    for t in session.tasks:
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
+        point = _point_time(t, snap)
+        loss = None if point is None or t.start is None else t.start - point
+        rows.append(
+            f'<tr><td>{e(t.vm)}</td><td class="{_cls(t.state, t.result)}">{e(t.state)}</td>'
+            f'<td class="{_cls(t.state, t.result)}">{e(t.result)}</td><td class="p">{_bar(t.progress / 100)}</td>'
+            f"<td>{_ts(t.start)}</td><td>{_ts(t.end)}</td>"
+            f"<td>{_ts(point)}</td><td>{_age(loss)}</td></tr>"
+        )
+    return rows
+
+
+def _point_time(t: VmTask, snap: Snapshot) -> float | None:
+    point = snap.restore_points.get(t.restore_point_id or "")
+    return point if point is not None else point_time_from_name(t.restore_point_name)
+
+
+def render(snap: Snapshot, recent_actions: list[dict[str, Any]] | None, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    sessions = {(s.backup_server, s.plan): s for s in snap.sessions}
+    plans: list[Plan] = sorted(snap.plans, key=lambda p: (p.backup_server, p.name))
+    active = [s for s in snap.sessions if s.active]
+
+    health = (
+        f'<p>Enterprise Manager: <span class="badge {"up" if snap.up else "down"}">{"UP" if snap.up else "DOWN"}</span>'
+        f" &middot; last good read {e(_age(now - snap.last_success) + ' ago' if snap.last_success else 'never')}"
+        f" &middot; last poll {snap.poll_duration:.2f}s, {snap.poll_requests} requests"
+        f" &middot; {len(plans)} plans, {len(active)} failovers running</p>"
+    )
+    errors = {k: v for k, v in snap.poll_errors.items() if v}
+    if errors:
+        health += (
+            "<p class='muted'>Poll errors so far: "
+            + ", ".join(f"{e(k)} {v}" for k, v in sorted(errors.items()))
+            + "</p>"
+        )
+
+    plan_rows = []
+    for p in plans:
+        s = sessions.get((p.backup_server, p.name))
+        if s is None:
+            plan_rows.append(
+                f"<tr><td>{e(p.name)}</td><td>{e(p.backup_server)}</td><td>{e(p.tenant)}</td>"
+                f"<td>{len(p.vms)}</td><td colspan='5' class='muted'>no failover session</td></tr>"
+            )
+            continue
+        took = (s.end or now) - s.start if s.start is not None else None
+        plan_rows.append(
+            f"<tr><td><a href='#plan-{e(p.id)}'>{e(p.name)}</a></td><td>{e(p.backup_server)}</td><td>{e(p.tenant)}</td>"
+            f"<td>{len(p.vms)}</td><td class='{_cls(s.state, s.result)}'>{e(s.state)}</td>"
+            f"<td class='{_cls(s.state, s.result)}'>{e(s.result)}</td><td class='p'>{_bar(s.progress / 100)}</td>"
+            f"<td>{_ts(s.start)}</td><td>{_age(took)}{'' if s.end else ' so far'}</td></tr>"
+        )
+    parts = [
+        f"<h2>Plans</h2>{_table(['Plan', 'Backup server', 'Tenant', 'VMs', 'State', 'Result', 'Progress', 'Started', 'Duration'], plan_rows)}"
+    ]
+    budget = [MAX_VM_ROWS]
+    # running sessions first: that is what someone opening this page during a disaster looks for
+    for s in sorted(snap.sessions, key=lambda x: (not x.active, x.backup_server, x.plan)):
+        plan = next((p for p in plans if (p.backup_server, p.name) == (s.backup_server, s.plan)), None)
+        anchor = f" id='plan-{e(plan.id)}'" if plan else ""
+        rows = _vm_rows(s, snap, budget)
+        parts.append(
+            f"<h3{anchor}>{e(s.plan)} <span class='muted'>on {e(s.backup_server)} &middot; session {e(s.id)}</span></h3>"
+            + (
+                _table(
+                    [
+                        "VM",
+                        "State",
+                        "Result",
+                        "Progress",
+                        "Started",
+                        "Ended",
+                        "Restore point",
+                        "Data-loss window",
+                    ],
+                    rows,
+                )
+                if rows
+                else "<p class='muted'>no VM tasks</p>"
+            )
+        )
+    if budget[0] <= 0:
+        parts.append(
+            f"<p class='muted'>Only the first {MAX_VM_ROWS} VMs are listed; see the dashboards for all.</p>"
+        )
+    if recent_actions is not None:
+        rows = [
+            f"<tr><td>{e(a.get('time', ''))}</td><td>{e(a.get('source', ''))}</td><td>{e(a.get('caller') or '')}</td>"
+            f"<td>{e(a.get('plan') or a.get('plan_ref') or '')}</td><td>{e(a.get('outcome', ''))}</td>"
+            f"<td>{e(a.get('reason', ''))}</td></tr>"
+            for a in recent_actions
+        ]
+        parts.append(
+            "<h2>Recent start decisions</h2>"
+            + (
+                _table(["Time", "Source", "Caller", "Plan", "Outcome", "Reason"], rows)
+                if rows
+                else "<p class='muted'>none yet</p>"
+            )
+        )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>Veeam cloud failover status</title><style>{CSS}</style></head><body>"
+        f"<h1>Veeam cloud failover status</h1><p class='muted'>veeam-failover-exporter {e(__version__)} &middot; "
+        f"generated {_ts(now)} &middot; refreshes every {REFRESH_SECONDS}s</p>"
+        f"{health}{''.join(parts)}</body></html>"
+    )
