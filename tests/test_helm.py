@@ -1,0 +1,272 @@
+"""The Helm chart, rendered and linted by real Helm (helm-python-sdk bundles Helm's Go SDK)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import kubernetes_validate
+import pytest
+import yaml
+
+from exporter.config import build_config
+from tests.procs import binary
+
+ROOT = Path(__file__).parent.parent
+CHART = ROOT / "helm" / "veeam-failover-exporter"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+KUBE_VERSIONS = ("1.25.0", "1.30.0")
+SECRETS = (
+    "inline-em-password-do-not-leak",
+    "inline-alertmanager-token-0123456789",
+    "inline-runbook-token-0123456789",
+)
+
+logging.getLogger("helm_python").setLevel(logging.WARNING)
+
+
+def values(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((CHART / "ci" / name).read_text()) or {}
+    return data
+
+
+def render(vals: dict[str, Any]) -> dict[str, str]:
+    chart = helm_python.Chart.load(str(CHART))
+    try:
+        out: dict[str, str] = chart.render(vals, name="vfe", namespace="monitoring")
+    finally:
+        chart.close()
+    return out
+
+
+def manifests(rendered: dict[str, str]) -> Iterator[dict[str, Any]]:
+    for path, text in rendered.items():
+        if path.endswith(".txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                yield doc
+
+
+def by_kind(vals: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests(render(vals)) if m["kind"] == kind]
+
+
+@pytest.mark.parametrize("path", CI_VALUES, ids=lambda p: p.name)
+def test_lint_is_clean(path: Path) -> None:
+    report = helm_python.lint(str(CHART), values(path.name), strict=True, kube_version="v1.30.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+@pytest.mark.parametrize("path", CI_VALUES, ids=lambda p: p.name)
+def test_rendered_manifests_validate_against_kubernetes_schemas(path: Path) -> None:
+    docs = list(manifests(render(values(path.name))))
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "ServiceAccount", "ConfigMap", "Pod"} <= kinds
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            assert (
+                doc["kind"] in ("ServiceMonitor", "PrometheusRule")
+                and doc["spec"]
+                and doc["metadata"]["name"]
+            )
+            continue
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_default_pod_meets_the_restricted_profile() -> None:
+    (deploy,) = by_kind({}, "Deployment")
+    spec = deploy["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert {v["name"] for v in pod["volumes"]} >= {"config", "em-secret", "state", "tmp"}
+
+
+def test_rendered_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
+    (cm,) = [
+        c for c in by_kind(values("inline-secrets-values.yaml"), "ConfigMap") if "config.yaml" in c["data"]
+    ]
+    data = yaml.safe_load(cm["data"]["config.yaml"])
+    assert data["em"]["password_file"] == "/etc/veeam-failover-exporter/secrets/em/em-password"
+    (tmp_path / "pw").write_text("pw")
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump({"am": "a-token-long-enough-123"}))
+    data["em"]["password_file"] = str(tmp_path / "pw")
+    data["actions"]["tokens_file"] = str(tmp_path / "tokens.yaml")
+    config = build_config(data, {}, env={})
+    assert config.actions.enabled and config.actions.dry_run  # the chart defaults to a rehearsal
+    assert config.actions.audit_log == "/var/lib/veeam-failover-exporter/audit.jsonl"
+    assert config.listen_address == "0.0.0.0:9849"
+    full = values("actions-values.yaml")
+    (cm,) = [c for c in by_kind(full, "ConfigMap") if "config.yaml" in c["data"]]
+    rendered_actions = yaml.safe_load(cm["data"]["config.yaml"])["actions"]
+    assert rendered_actions["plans"] == {"Globex DR plan": {"restore_point_min_age_minutes": 120}}
+    assert rendered_actions["dry_run"] is False and rendered_actions["allowed_plans"] == [
+        "ACME full site failover"
+    ]
+
+
+def test_prometheus_rule_is_alerts_folder_verbatim(tmp_path: Path) -> None:
+    (rule,) = by_kind(values("kube-prometheus-stack-values.yaml"), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    source = yaml.safe_load((ROOT / "alerts" / "veeam-failover.rules.yml").read_text())
+    assert rule["spec"]["groups"] == source["groups"]
+    descriptions = [
+        r["annotations"]["description"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r
+    ]
+    assert all("{{ $labels." in d or "{{ $value" in d for d in descriptions)  # templates survive, unexpanded
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    check = subprocess.run(
+        [binary("promtool"), "check", "rules", str(tmp_path / "rules.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_dashboard_configmaps_are_dashboards_folder_verbatim() -> None:
+    maps = [
+        c
+        for c in by_kind(values("kube-prometheus-stack-values.yaml"), "ConfigMap")
+        if c["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    files = {p.name: p.read_text() for p in (ROOT / "dashboards").glob("*.json")}
+    assert len(maps) == len(files) == 2
+    for cm in maps:
+        ((name, text),) = cm["data"].items()
+        assert text.rstrip("\n") == files[name].rstrip("\n")
+        assert json.loads(text) == json.loads(files[name])
+        assert cm["metadata"]["annotations"] == {"grafana_folder": "Veeam"}
+
+
+def test_service_monitor_selects_the_service_and_names_the_job() -> None:
+    vals = values("kube-prometheus-stack-values.yaml")
+    (sm,) = by_kind(vals, "ServiceMonitor")
+    (svc,) = by_kind(vals, "Service")
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert svc["metadata"]["labels"][sm["spec"]["jobLabel"]] == "veeam-failover-exporter"
+    assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "http"
+
+
+def test_secrets_appear_only_in_secret_objects() -> None:
+    rendered = render(values("inline-secrets-values.yaml"))
+    docs = list(manifests(rendered))
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    decoded = "".join(base64.b64decode(v).decode() for v in secret["data"].values())
+    assert all(s in decoded for s in SECRETS)
+    others = yaml.safe_dump_all([d for d in docs if d["kind"] != "Secret"])
+    notes = next(v for k, v in rendered.items() if k.endswith("NOTES.txt"))
+    for s in SECRETS:
+        for form in (s, base64.b64encode(s.encode()).decode()):
+            assert form not in others and form not in notes
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"em": {"url": "ftp://em"}}, "at '/em/url': 'ftp://em' does not match pattern"),
+        ({"service": {"port": "http"}}, "at '/service/port': got string, want integer"),
+        ({"logLevel": "loud"}, "at '/logLevel': value must be one of"),
+        ({"serviceMonitr": {"enabled": True}}, "additional properties 'serviceMonitr' not allowed"),
+        ({"actions": {"tokens": {"am": "short"}}}, "minLength: got 5, want 16"),
+        ({"actions": {"allowedPlans": "ACME"}}, "at '/actions/allowedPlans': got string, want array"),
+        ({"networkPolicy": {"emCidrs": ["em.corp"]}}, "at '/networkPolicy/emCidrs/0'"),
+    ],
+)
+def test_schema_rejects_bad_values_with_a_clear_message(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmValuesError) as err:
+        render(bad)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("vals", "message"),
+    [
+        (
+            {"actions": {"enabled": True, "existingSecret": {"name": "t"}}},
+            "actions.enabled needs persistence.enabled",
+        ),
+        (
+            {"actions": {"enabled": True}, "persistence": {"enabled": True}},
+            "actions.enabled needs caller tokens",
+        ),
+    ],
+)
+def test_unsafe_action_setups_are_refused(vals: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match=message):
+        render(vals)
+
+
+def test_notes_warn_about_what_is_missing() -> None:
+    notes = next(v for k, v in render({}).items() if k.endswith("NOTES.txt"))
+    assert "WARNING: em.url is not set" in notes and "WARNING: no EM password" in notes
+    notes = next(v for k, v in render(values("actions-values.yaml")).items() if k.endswith("NOTES.txt"))
+    assert "Actions are ENABLED" in notes and "DRY-RUN" not in notes and "WARNING" not in notes
+
+
+def test_sidecar_example_puts_both_containers_in_one_pod() -> None:
+    (deploy,) = by_kind(values("sidecar-values.yaml"), "Deployment")
+    names = [c["name"] for c in deploy["spec"]["template"]["spec"]["containers"]]
+    assert names == ["exporter", "runbook"]
+
+
+def test_every_value_is_documented_in_the_chart_readme() -> None:
+    readme = (CHART / "README.md").read_text()
+
+    def keys(d: dict[str, Any], prefix: str = "") -> Iterator[str]:
+        for k, v in d.items():
+            yield prefix + k
+            if isinstance(v, dict) and v and k not in ("podSecurityContext", "securityContext"):
+                yield from keys(v, prefix + k + ".")
+
+    missing = [k for k in keys(yaml.safe_load((CHART / "values.yaml").read_text())) if f"`{k}`" not in readme]
+    assert missing == []
+
+
+def test_dockerfile_is_small_non_root_and_installs_this_package(tmp_path: Path) -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    instructions = [
+        line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith(("#", " "))
+    ]
+    assert "HEALTHCHECK" not in instructions and instructions.count("FROM") == 2
+    final = text.split("\nFROM ")[-1]
+    assert "USER 65532:65532" in final
+    assert 'ENTRYPOINT ["veeam-failover-exporter"]' in final
+    assert "apt-get" not in final and "gcc" not in final  # no build tools in the final image
+    assert (
+        "COPY --from=build /wheels /wheels" in final
+        and "pip install --no-cache-dir --no-compile /wheels/*.whl" in final
+    )
+    # what the image installs: this package's wheel, with the simulator's scenarios inside
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "pip"), "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("veeam_failover_exporter-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {
+        "exporter/cli.py",
+        "exporter/simulator/scenarios/demo.yaml",
+        "exporter/simulator/scenarios/seed.yaml",
+    } <= names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "veeam-failover-exporter = exporter.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
