@@ -42,6 +42,10 @@ class PollSettings:
     session_lookback_seconds: float = 1800.0
     history_seconds: float = 30 * 86400.0  # the first poll looks this far back for each plan's latest session
     max_backoff_seconds: float = 300.0
+    # Replica points are read once each, at most this many queries (of 80 points) per poll and this
+    # many requests at once: a 10,000-VM failover resolves in a few polls without a burst on EM.
+    point_queries_per_poll: int = 10
+    max_concurrent_requests: int = 4
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,12 @@ def build_config(
         idle_interval_seconds=_number(poll, "idle_interval_seconds", "poll", 60.0, minimum=1),
         session_lookback_seconds=_number(poll, "session_lookback_seconds", "poll", 1800.0, minimum=0),
         history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
+        point_queries_per_poll=int(
+            _number(poll, "point_queries_per_poll", "poll", 10, minimum=1, integer=True)
+        ),
+        max_concurrent_requests=int(
+            _number(poll, "max_concurrent_requests", "poll", 4, minimum=1, integer=True)
+        ),
         max_backoff_seconds=_number(poll, "max_backoff_seconds", "poll", 300.0, minimum=1),
     )
     actions = _actions(_mapping(top.get("actions"), "actions", ACTION_KEYS), env)

@@ -1,44 +1,100 @@
-"""Renders /metrics once per snapshot and format, and serves every scrape in between from that.
+"""/metrics bytes: rendered once per snapshot and format, in the background, never on a scrape.
 
-The snapshot changes once per poll; scrapes come far more often (and many at once). Rendering (and
-gzipping) 100k series per scrape would be work done again for nothing, so it is done once per
-snapshot generation, under a lock so a burst of scrapes renders once, not once each.
+The snapshot changes once per poll; scrapes come far more often and many at once. Rendering (and
+gzipping) 100k series takes about a second of CPU, so a background thread renders each new snapshot
+in the formats scrapers asked for, and every scrape is answered from the last finished rendering:
+at most one render behind, never waiting for one. Only the very first scrape of a format renders
+inline.
 """
 
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
+from collections.abc import Callable
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.snapshot import Store
 
+log = logging.getLogger(__name__)
+
+Key = tuple[str, bool]  # (content type, gzip)
+
 
 class Exposition:
     def __init__(self, registry: CollectorRegistry, store: Store) -> None:
         self.registry = registry
         self.store = store
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, bool], bytes] = {}
-        self._generation = -1
+        self._lock = threading.Lock()  # guards the two dicts below
+        self._rendered: dict[Key, tuple[int, bytes]] = {}  # key -> (generation, body)
+        self._encoders: dict[Key, Callable[[CollectorRegistry], bytes]] = {}
+        self._render_lock = threading.Lock()  # one rendering at a time
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        store.subscribe(self._changed.set)
 
     def render(self, accept: str, want_gzip: bool) -> tuple[bytes, str]:
         """Body and content type for a scrape with this Accept header."""
         encoder, content_type = choose_encoder(accept)
         key = (content_type, want_gzip)
-        generation = self.store.current().generation
         with self._lock:
-            if generation != self._generation:
-                self._cache.clear()
-                self._generation = generation
-            body = self._cache.get(key)
-            if body is None:
-                plain = self._cache.get((content_type, False))
-                if plain is None:
-                    plain = encoder(self.registry)
-                    self._cache[(content_type, False)] = plain
-                body = gzip.compress(plain, compresslevel=6, mtime=0) if want_gzip else plain
-                self._cache[key] = body
-        return body, content_type
+            found = self._rendered.get(key)
+            if found is None:
+                self._encoders[key] = encoder
+        if found is not None:
+            return found[1], content_type
+        self.refresh()  # first scrape in this format: render it now, and from now on in the background
+        with self._lock:
+            return self._rendered[key][1], content_type
+
+    def refresh(self) -> None:
+        """Render the current snapshot in every format asked for so far (if not already done)."""
+        with self._render_lock:
+            generation = self.store.current().generation
+            with self._lock:
+                todo = {
+                    k: e
+                    for k, e in self._encoders.items()
+                    if self._rendered.get(k, (-1, b""))[0] != generation
+                }
+                # a gzipped body compresses the plain rendering of the same generation, not a new one
+                plain = {
+                    ct: body
+                    for (ct, zipped), (gen, body) in self._rendered.items()
+                    if not zipped and gen == generation
+                }
+            for (content_type, zipped), encoder in todo.items():
+                if content_type not in plain:
+                    plain[content_type] = encoder(self.registry)
+                body = (
+                    gzip.compress(plain[content_type], compresslevel=6, mtime=0)
+                    if zipped
+                    else plain[content_type]
+                )
+                with self._lock:
+                    self._rendered[(content_type, zipped)] = (generation, body)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._changed.wait()
+            self._changed.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.refresh()
+            except Exception:  # a rendering bug must not stop rendering for good
+                log.exception("rendering /metrics failed")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._changed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

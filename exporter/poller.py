@@ -12,11 +12,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 
 from exporter.config import PollSettings
-from exporter.em.client import EMClient, EMError
-from exporter.em.model import Plan, Session
+from exporter.em.client import POINTS_PER_QUERY, EMClient, EMError
+from exporter.em.model import Plan, ReplicaPoint, Session
 from exporter.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)
@@ -150,22 +151,37 @@ class Poller:
         # Keep only points of the sessions shown, so memory follows the plans, not the history.
         self._points = {pid: t for pid, t in self._points.items() if pid in needed}
         self._unresolvable &= needed
-        new = needed - self._points.keys() - self._unresolvable
+        new = sorted(needed - self._points.keys() - self._unresolvable)
         if not new:
             return []
+        # A budget per poll: the rest waits for the next poll (shown from the point's name meanwhile).
+        batch = new[: self.settings.point_queries_per_poll * POINTS_PER_QUERY]
+        chunks = [batch[i : i + POINTS_PER_QUERY] for i in range(0, len(batch), POINTS_PER_QUERY)]
+        problems: list[tuple[str, str]] = []
+        with ThreadPoolExecutor(max_workers=min(len(chunks), self.settings.max_concurrent_requests)) as pool:
+            for chunk, outcome in zip(chunks, pool.map(self._query_points, chunks), strict=True):
+                if isinstance(outcome, EMError):
+                    if outcome.reason == "http_4xx":
+                        # This EM cannot look points up that way: use the time in the point's name.
+                        self._unresolvable.update(chunk)
+                        self._log_limited(
+                            "points", f"cannot read replica points ({outcome}); using their names"
+                        )
+                    else:
+                        problems.append((outcome.reason, str(outcome)))
+                    continue
+                points, errors = outcome
+                for p in points:
+                    self._points[p.id] = p.created
+                self._unresolvable.update(set(chunk) - self._points.keys())
+                problems += [("parse", e) for e in errors]
+        return problems
+
+    def _query_points(self, chunk: list[str]) -> tuple[list[ReplicaPoint], tuple[str, ...]] | EMError:
         try:
-            points, errors = self.client.replica_points(new)
+            return self.client.replica_points(chunk)
         except EMError as exc:
-            if exc.reason == "http_4xx":
-                # This EM cannot look points up that way: use the time in the point's name instead.
-                self._unresolvable |= new
-                log.warning("cannot read replica points (%s); using the time in their names", exc)
-                return []
-            return [(exc.reason, str(exc))]
-        for p in points:
-            self._points[p.id] = p.created
-        self._unresolvable |= new - self._points.keys()
-        return [("parse", e) for e in errors]
+            return exc
 
     # -- logging ---------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class Exporter:
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.exposition.start()
         if self._start_poller:
             self.poller.start()
         try:
@@ -86,6 +87,7 @@ class Exporter:
 
     def shutdown(self) -> None:
         self.poller.stop()
+        self.exposition.stop()
         if self.actions is not None:
             self.actions.close()
         self.client.close()  # logs out of EM

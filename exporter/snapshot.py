@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -40,11 +40,18 @@ class Store:
     def __init__(self) -> None:
         self._snapshot = Snapshot()
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (quickly: it runs in the publisher's thread) after each publish."""
+        self._listeners.append(listener)
 
     def current(self) -> Snapshot:
         return self._snapshot
 
     def publish(self, **changes: object) -> Snapshot:
         with self._lock:
-            self._snapshot = self._snapshot.replace(**changes)
-            return self._snapshot
+            self._snapshot = snapshot = self._snapshot.replace(**changes)
+        for listener in self._listeners:
+            listener()
+        return snapshot

@@ -66,8 +66,10 @@ class RunningExporter:
 
     def poll(self) -> None:
         self.exporter.poller.poll_once()
+        self.exporter.exposition.refresh()  # what the background renderer does a moment later
 
     def scrape(self) -> Samples:
+        self.exporter.exposition.refresh()
         return scrape(self.url)
 
 

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +23,8 @@ from exporter.simulator.query import FilterError, Record, compile_filter
 from exporter.simulator.views import SessionView
 from exporter.simulator.world import Logon, Point, World
 
+_UID_ONLY = re.compile(r'UID=="[^"]*"(,UID=="[^"]*")*', re.IGNORECASE)
+_UID_VALUE = re.compile(r'UID=="([^"]*)"', re.IGNORECASE)
 TOKEN = "X-RestSvcSessionId"  # noqa: S105 - a header name
 Handler = Callable[[Request, Logon], Awaitable[Response]]
 
@@ -311,7 +314,7 @@ class Simulator:
                     _point_record(p),
                     render.point_entity(base, p, "CloudReplica") if entities else render.point_ref(base, p),
                 )
-                for p in list(self.world.points.values())
+                for p in self._point_candidates(q.get("filter", ""))
             ]
             collection, item_name = "CloudVmReplicaPoints", "CloudReplica"
         elif qtype == "cloudfailoverplan":
@@ -359,6 +362,14 @@ class Simulator:
         if _wants_json(request):
             return Response(json.dumps(_query_json(node, item_name)).encode(), media_type="application/json")
         return self._respond(request, node)
+
+    def _point_candidates(self, flt: str) -> list[Point]:
+        # A filter of UID equalities only is answered from the index, as a database would; the
+        # full filter still runs on the result. Anything else scans every point.
+        if _UID_ONLY.fullmatch(flt):
+            ids = [uid.rpartition(":")[2] for uid in _UID_VALUE.findall(flt)]
+            return [self.world.points[i] for i in dict.fromkeys(ids) if i in self.world.points]
+        return list(self.world.points.values())
 
     # -- control (not part of EM) -----------------------------------------------------------------------
 
