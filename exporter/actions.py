@@ -25,7 +25,7 @@ from typing import Any
 from exporter.audit import AuditLog
 from exporter.config import ActionSettings, Caller
 from exporter.em.client import EMClient, EMError
-from exporter.em.model import Plan
+from exporter.em.model import Plan, Session
 from exporter.snapshot import Store
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,18 @@ class Actions:
                 f"failover session {latest.id} is still {latest.state}",
             )
         last = self.state.last_start.get(plan.id)
+        before = self.state.previous_session.get(plan.id, "")
+        if last is not None and _not_seen_yet(latest, before, last, now, self.settings.task_timeout_seconds):
+            # We asked EM to start it, and the session that start makes has not shown up yet: it runs.
+            return self._decide(
+                rid,
+                caller,
+                req,
+                plan,
+                "conflict",
+                409,
+                f"a start was requested {now - last:.0f}s ago and its session is not visible yet",
+            )
         if last is not None and now - last < self.settings.cooldown_seconds:
             return self._decide(
                 rid,
@@ -204,7 +216,10 @@ class Actions:
                 409,
                 f"started {now - last:.0f}s ago; cooldown is {self.settings.cooldown_seconds:.0f}s",
             )
-        spec = {"start": "now" if start_date is None else start_date.astimezone(UTC).isoformat()}
+        spec = {
+            "start": "now" if start_date is None else start_date.astimezone(UTC).isoformat(),
+            "previous_session_id": None if latest is None else latest.id,
+        }
         if self.settings.dry_run or req.dry_run:
             return self._decide(
                 rid,
@@ -408,6 +423,16 @@ class Actions:
         """Request counts; when each plan (by ID) was last started, kept across restarts by the audit log."""
         with self._stats_lock:
             return dict(self.requests), dict(self.state.last_start)
+
+
+def _not_seen_yet(
+    latest: Session | None, before: str, requested: float, now: float, give_up_after: float
+) -> bool:
+    """True while the plan's latest session is still the one from before our start request (at most
+    give_up_after seconds): the session that start made is not visible yet, so it counts as running."""
+    if now - requested > give_up_after:
+        return False  # never showed up: do not block the plan for ever
+    return (latest.id if latest is not None else "") == before
 
 
 def _resolve(plans: tuple[Plan, ...], ref: str) -> tuple[Plan | None, str]:

@@ -37,6 +37,9 @@ class AuditState:
     pending: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # request id -> "starting", no outcome yet
+    # plan id -> the plan's latest session when we asked EM to start it: until a different one shows
+    # up, the start we asked for has not been seen
+    previous_session: dict[str, str] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one decision in. Shared by replay and live operation, so both agree."""
@@ -70,6 +73,7 @@ class AuditState:
         if isinstance(record.get("plan_id"), str):
             when = parse_time(str(record.get("time", ""))) if record.get("time") else None
             self.last_start[record["plan_id"]] = when or time.time()
+            self.previous_session[record["plan_id"]] = str(record.get("previous_session_id") or "")
 
 
 class AuditLog:

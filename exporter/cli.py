@@ -17,6 +17,12 @@ from exporter.config import ConfigError, load_config, parse_listen_address
 log = logging.getLogger("exporter")
 
 
+def _serving_process() -> None:
+    # The event loop answering scrapes shares the interpreter with the poller and the renderer;
+    # a shorter switch interval lets it in sooner (scrape latency) at a small cost in throughput.
+    sys.setswitchinterval(0.001)
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -63,6 +69,7 @@ def run(config_path: str | None, **overrides: Any) -> None:
     except ConfigError as exc:
         raise click.UsageError(f"config: {exc}") from None
     _setup_logging(config.log_level)
+    _serving_process()
     from exporter.service import Exporter
 
     exporter = Exporter(config)

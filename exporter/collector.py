@@ -6,7 +6,8 @@ about cloud failover.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,6 +31,7 @@ POLL_ERROR_REASONS = (
     "parse",
     "paging",
     "too_large",
+    "content_type",
 )
 
 _CACHED = " Read from EM by the background poller; served from its last snapshot."
@@ -94,13 +96,23 @@ class HealthCollector(Collector):
 
 
 class FailoverCollector(Collector):
-    """Plans, each plan's latest failover session, and every VM in it."""
+    """Plans, each plan's latest failover session, and every VM in it.
 
-    def __init__(self, store: Store) -> None:
+    Data older than `stale_after` seconds (EM unreadable for that long) is dropped: the families are
+    still exported, empty, so a dashboard shows "no data" rather than an old picture as current.
+    """
+
+    def __init__(
+        self, store: Store, stale_after: float = float("inf"), clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
+        self.stale_after = stale_after
+        self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
         snap = self.store.current()
+        if snap.last_success is None or self.clock() - snap.last_success > self.stale_after:
+            snap = Snapshot()
         yield from _plan_families(_unique_plans(snap.plans))
         yield from _session_families(snap)
 

@@ -42,9 +42,12 @@ class PollSettings:
     session_lookback_seconds: float = 1800.0
     history_seconds: float = 30 * 86400.0  # the first poll looks this far back for each plan's latest session
     max_backoff_seconds: float = 300.0
+    # While EM cannot be read, the last known failover data stays on /metrics this long (its age is
+    # time() - veeam_em_last_successful_poll_timestamp_seconds), then it is dropped, not shown as current.
+    stale_after_seconds: float = 900.0
     # Replica points are read once each, at most this many queries (of 80 points) per poll and this
     # many requests at once: a 10,000-VM failover resolves in a few polls without a burst on EM.
-    point_queries_per_poll: int = 10
+    point_queries_per_poll: int = 25
     max_concurrent_requests: int = 4
 
 
@@ -262,11 +265,12 @@ def build_config(
         session_lookback_seconds=_number(poll, "session_lookback_seconds", "poll", 1800.0, minimum=0),
         history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
         point_queries_per_poll=int(
-            _number(poll, "point_queries_per_poll", "poll", 10, minimum=1, integer=True)
+            _number(poll, "point_queries_per_poll", "poll", 25, minimum=1, integer=True)
         ),
         max_concurrent_requests=int(
             _number(poll, "max_concurrent_requests", "poll", 4, minimum=1, integer=True)
         ),
+        stale_after_seconds=_number(poll, "stale_after_seconds", "poll", 900.0, minimum=1),
         max_backoff_seconds=_number(poll, "max_backoff_seconds", "poll", 300.0, minimum=1),
     )
     actions = _actions(_mapping(top.get("actions"), "actions", ACTION_KEYS), env)

@@ -37,6 +37,13 @@ class Exposition:
         self._thread: threading.Thread | None = None
         store.subscribe(self._changed.set)
 
+    def cached(self, accept: str, want_gzip: bool) -> tuple[bytes, str] | None:
+        """The last rendering for this Accept header, if there is one. Cheap: safe on the event loop."""
+        _, content_type = choose_encoder(accept)
+        with self._lock:
+            found = self._rendered.get((content_type, want_gzip))
+        return None if found is None else (found[1], content_type)
+
     def render(self, accept: str, want_gzip: bool) -> tuple[bytes, str]:
         """Body and content type for a scrape with this Accept header."""
         encoder, content_type = choose_encoder(accept)

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from types import MappingProxyType
 
 from exporter.config import PollSettings
@@ -119,13 +120,17 @@ class Poller:
         found: set[PlanKey] = set()
         sessions: list[Session] = []
         errors: list[str] = []
+        newest_first = True
         for page in self.client.session_pages(self._since(now)):
+            starts = [s.start or 0.0 for s in sessions[-1:] + list(page.items)]
+            newest_first = newest_first and all(a >= b for a, b in pairwise(starts))
             sessions.extend(page.items)
             errors.extend(page.errors)
             found.update((s.backup_server, s.plan) for s in page.items)
             # Pages come newest first: once every plan has a session, older pages cannot change the
             # answer. Later polls read the whole (short) window, to refresh sessions still running.
-            if initial and wanted <= found:
+            # An EM that ignores the sort order gets no shortcut: we read on to the end.
+            if initial and newest_first and wanted <= found:
                 break
         return sessions, errors
 
@@ -210,12 +215,14 @@ class Poller:
 
     def run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 self.poll_once()
             except Exception:  # a bug must not stop polling for good
                 log.exception("unexpected error in poll")
                 self._failures += 1
-            self._wake.wait(self.next_delay())
+            # A fixed rate, from poll start to poll start: a slow EM must not stretch the cadence.
+            self._wake.wait(max(0.0, started + self.next_delay() - time.monotonic()))
             self._wake.clear()
 
     def start(self) -> None:

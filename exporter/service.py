@@ -23,11 +23,13 @@ from exporter.web import create_app
 log = logging.getLogger(__name__)
 
 
-def build_registry(store: Store, actions: Actions | None = None) -> CollectorRegistry:
+def build_registry(
+    store: Store, actions: Actions | None = None, stale_after: float = float("inf")
+) -> CollectorRegistry:
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthCollector(store))
-    registry.register(FailoverCollector(store))
+    registry.register(FailoverCollector(store, stale_after))
     if actions is not None:
         registry.register(ActionsCollector(actions, store))
     prometheus_client.ProcessCollector(registry=registry)
@@ -63,7 +65,7 @@ class Exporter:
                 log.warning("actions: dry run for every request (actions.dry_run); nothing is sent to EM")
             if config.actions.kill_switch:
                 log.warning("actions: kill switch on (actions.kill_switch); every start is refused")
-        self.registry = build_registry(self.store, self.actions)
+        self.registry = build_registry(self.store, self.actions, config.poll.stale_after_seconds)
         self.exposition = Exposition(self.registry, self.store)
         self._start_poller = start_poller
         self.app: Starlette = create_app(

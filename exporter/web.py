@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from exporter import __version__, status
 from exporter.exposition import Exposition
 from exporter.snapshot import Store
 
+CHUNK = 256 * 1024
 LANDING = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Veeam failover exporter</title></head>
 <body><h1>Veeam failover exporter {version}</h1>
@@ -45,10 +46,24 @@ def create_app(
     async def metrics(request: Request) -> Response:
         accept = request.headers.get("accept", "")
         want_gzip = "gzip" in request.headers.get("accept-encoding", "")
-        # Cached bytes come back at once; a render (once per poll) runs off the event loop.
-        body, content_type = await run_in_threadpool(exposition.render, accept, want_gzip)
+        # The last rendering comes straight from memory; only a format's first scrape renders, off the loop.
+        found = exposition.cached(accept, want_gzip)
+        if found is None:
+            found = await run_in_threadpool(exposition.render, accept, want_gzip)
+        body, content_type = found
         headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if want_gzip else {}
-        return Response(body, media_type=content_type, headers=headers)
+        if len(body) <= CHUNK:
+            return Response(body, media_type=content_type, headers=headers)
+        # Large bodies go out in slices of the shared bytes, each sent once the socket drained the last:
+        # twenty scrapers of a 10 MB exposition then hold a few chunks each, not twenty copies.
+        view = memoryview(body)
+        headers["Content-Length"] = str(len(body))
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(0, len(view), CHUNK):
+                yield bytes(view[i : i + CHUNK])
+
+        return StreamingResponse(chunks(), media_type=content_type, headers=headers)
 
     async def status_page(request: Request) -> Response:
         snap = store.current()

@@ -277,9 +277,24 @@ def test_running_session_is_a_conflict(tmp_path: Path) -> None:
 def test_cooldown_is_a_conflict(tmp_path: Path) -> None:
     with env(tmp_path, cooldown_seconds=3600) as e:
         assert e.start(ACME).status_code == 202
-        r = e.start(ACME)  # no poll in between: the snapshot does not know the session yet
-        assert r.status_code == 409 and "cooldown" in r.json()["reason"]
+        e.sim.clock.advance(100_000)  # the failover is long over, and the poller has seen it end
+        e.exp.poll()
+        r = e.start(ACME)
+        assert r.status_code == 409 and "cooldown is 3600s" in r.json()["reason"]
         assert e.starts() == 1
+
+
+def test_a_start_counts_as_running_until_its_session_is_seen(tmp_path: Path) -> None:
+    # Found by the soak: without a cooldown, a second alert arriving before the next poll started the
+    # plan again, because the snapshot did not know the first start's session yet.
+    with env(tmp_path, cooldown_seconds=0) as e:
+        assert e.start(ACME, **{"Idempotency-Key": "first"}).status_code == 202
+        r = e.start(ACME, **{"Idempotency-Key": "second"})  # no poll in between
+        assert r.status_code == 409 and "its session is not visible yet" in r.json()["reason"]
+        e.sim.clock.advance(100_000)
+        e.exp.poll()  # the poller sees the new session, long stopped
+        assert e.start(ACME, **{"Idempotency-Key": "third"}).status_code == 202
+        assert e.starts() == 2
 
 
 def test_dry_run_per_request_and_global(tmp_path: Path) -> None:

@@ -163,17 +163,12 @@ class EMClient:
         )
         if resp.status_code != 201:
             msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
-            hint = (
-                " (check the username, the password and the account's EM role)"
-                if resp.status_code
-                in (
-                    401,
-                    403,
-                )
-                else ""
-            )
+            refused = resp.status_code in (401, 403)
+            hint = " (check the username, the password and the account's EM role)" if refused else ""
+            # refused credentials are a logon problem; an overloaded EM is a 5xx like any other
+            reason = "logon" if refused else ("http_5xx" if resp.status_code >= 500 else "http_4xx")
             raise EMError(
-                "logon",
+                reason,
                 f"EM refused the logon as {self._username!r}: HTTP {resp.status_code} {msg}{hint}",
                 resp.status_code,
             )
@@ -284,6 +279,14 @@ class EMClient:
                 msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
                 kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
                 raise EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
+            ctype = resp.headers.get("content-type", "")
+            if body and ctype and "xml" not in ctype.lower():
+                self.stats.error(endpoint, "content_type")
+                raise EMError(
+                    "content_type",
+                    f"{endpoint}: EM answered {ctype[:60]!r}, expected application/xml "
+                    "(a proxy or a login page in between?)",
+                )
             return body
         raise AssertionError("unreachable")
 
@@ -320,6 +323,7 @@ class EMClient:
     def _pages(self, path: str, endpoint: str, parser: Callable[[bytes], Page[_T]]) -> Iterator[Page[_T]]:
         seen: set[str] = set()
         next_path: str | None = path
+        announced: int | None = None  # PagesCount on the first page
         while next_path is not None:
             if len(seen) >= self._max_pages:
                 raise EMError(
@@ -327,10 +331,16 @@ class EMClient:
                 )
             seen.add(next_path)
             page = self._get_parsed(next_path, endpoint, parser)
+            announced = page.pages_count if announced is None else announced
+            if len(seen) > announced:
+                # an EM that pages forever: it said how many pages there are, believe that
+                raise EMError("paging", f"{endpoint}: EM offers page {len(seen)} of {announced}; stopped")
             yield page
             next_path = self._api_relative(page.next_path)
             if next_path in seen:
                 raise EMError("paging", f"{endpoint}: the Next link points back to a page already read")
+            if next_path is not None and not page.items and not page.errors:
+                raise EMError("paging", f"{endpoint}: an empty page with a Next link; stopped")
 
     def _api_relative(self, path: str | None) -> str | None:
         # Follow EM's links on *our* base URL: behind a proxy EM names hosts we cannot reach.

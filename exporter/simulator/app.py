@@ -7,21 +7,22 @@ import base64
 import binascii
 import json
 import math
+import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from exporter.em.parse import ParseError, parse_document, parse_time
 from exporter.simulator import render
 from exporter.simulator.query import FilterError, Record, compile_filter
 from exporter.simulator.views import SessionView
-from exporter.simulator.world import Logon, Point, World
+from exporter.simulator.world import Faults, Logon, Point, World
 
 _UID_ONLY = re.compile(r'UID=="[^"]*"(,UID=="[^"]*")*', re.IGNORECASE)
 _UID_VALUE = re.compile(r'UID=="([^"]*)"', re.IGNORECASE)
@@ -81,6 +82,9 @@ class Simulator:
             body = render.xml_document(node)
             media = "application/xml; charset=utf-8"
         hdrs = {"Server": "Microsoft-HTTPAPI/2.0", **(headers or {})}
+        faults: Faults | None = getattr(request.state, "faults", None)
+        if faults is not None and status < 300:
+            return _faulty(body, status, media, hdrs, faults)
         return Response(body, status_code=status, media_type=media, headers=hdrs)
 
     def _error(
@@ -109,17 +113,23 @@ class Simulator:
             self.world.requests[key] += 1
 
     async def _fault(self, request: Request) -> Response | None:
+        # The request is in before EM works slowly on it: a client that hangs up then does not undo it.
+        await request.body()
         faults = self.world.faults
-        if faults.latency:
-            await asyncio.sleep(faults.latency)
+        delay = faults.latency + (random.uniform(0, faults.jitter) if faults.jitter else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         with self.world.lock:
-            status, garbage = faults.take()
-        if status is not None:
-            return self._error(request, status, "The service is temporarily overloaded (simulated).")
-        if garbage:
+            active = faults.take()
+        if active is None:
+            return None
+        if active.status is not None:
+            return self._error(request, active.status, "The service is temporarily overloaded (simulated).")
+        if active.garbage:
             return Response(
                 b"<html><body>Gateway says no</bod", status_code=200, media_type="application/xml"
             )
+        request.state.faults = active  # _respond applies the rest to the answer
         return None
 
     def _auth(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -128,6 +138,13 @@ class Simulator:
             fault = await self._fault(request)
             if fault is not None:
                 return fault
+            with self.world.lock:
+                left = self.world.faults.expire_tokens_in
+                if left is not None:
+                    self.world.faults.expire_tokens_in = left - 1
+                    if left <= 0:  # EM restarted, or its idle timeout struck, in the middle of a poll
+                        self.world.faults.expire_tokens_in = None
+                        self.world.logons.clear()
             # EM takes the cookie over the header when a client sends both.
             token = request.cookies.get(TOKEN) or request.headers.get(TOKEN)
             logon = self.world.authenticate(token)
@@ -151,6 +168,8 @@ class Simulator:
         if fault is not None:
             return fault
         challenge = {"WWW-Authenticate": "Basic Realm=RestSvc"}
+        if self.world.faults.refuse_logon:
+            return self._error(request, 401, "Login failed (simulated).", challenge)
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("basic "):
             return self._error(request, 401, "Authentication required.", challenge)
@@ -341,6 +360,9 @@ class Simulator:
             if sort_field:
                 key = sort_field.lower()
                 items.sort(key=lambda it: _sort_key(it[0], key), reverse=desc)
+            if qtype == "cloudfailoversession" and self.world.faults.duplicate_sessions:
+                items = items * 2
+                random.Random(len(items)).shuffle(items)  # out of order, whatever was asked
             page_size = int(q.get("pageSize", "100"))
             page = int(q.get("page", "1"))
         except (FilterError, ValueError) as exc:
@@ -349,6 +371,9 @@ class Simulator:
             return self._error(request, 400, "Invalid query: pageSize and page start at 1.")
         pages = max(1, math.ceil(len(items) / page_size))
         chosen = items[(page - 1) * page_size : page * page_size]
+        if qtype == "cloudfailoversession" and self.world.faults.page_forever:
+            pages = page + 1  # there is always one more page, repeating the last ones
+            chosen = chosen or items[-page_size:]
         params = {k: v for k, v in q.items() if k not in ("page", "pageSize")}
         prefix = f"{base}/query?{urlencode(params)}&pageSize={page_size}&page="
         node = render.query_result(
@@ -378,12 +403,13 @@ class Simulator:
             data = json.loads(await request.body() or b"{}")
         except ValueError:
             return JSONResponse({"error": "body must be JSON"}, status_code=400)
-        faults = self.world.faults
-        with self.world.lock:
-            faults.status = data.get("status")
-            faults.garbage = bool(data.get("garbage", False))
-            faults.latency = float(data.get("latency", 0.0))
-            faults.remaining = data.get("remaining")
+        if not isinstance(data, dict):
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        try:
+            with self.world.lock:
+                self.world.faults.update(data)
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True})
 
     async def expire_tokens(self, request: Request) -> Response:
@@ -484,3 +510,60 @@ def _query_json(node: render.Node, item_name: str) -> Any:
         "PagesCount": int(attrs["PagesCount"] or 1),
     }
     return out
+
+
+_ENUMS = re.compile(rb"<(State|Result)>[A-Za-z]+</")
+
+
+def _faulty(body: bytes, status: int, media: str, headers: dict[str, str], f: Faults) -> Response:
+    """An answer with the active faults applied."""
+    if f.unknown_enums:
+        body = _ENUMS.sub(lambda m: b"<" + m.group(1) + b">Hibernating</", body)
+    if f.truncate:
+        body = body[: len(body) // 2]
+    if f.content_type:
+        media = f.content_type
+    if f.reset:
+        return _Reset(body)
+    if f.huge_bytes:
+        head, _, tail = body.partition(b"?>")
+        filler = max(0, f.huge_bytes - len(body))
+
+        async def huge() -> AsyncIterator[bytes]:
+            yield head + b"?>"
+            for i in range(0, filler, 1 << 20):
+                yield b" " * min(1 << 20, filler - i)  # whitespace: still valid XML, only big
+            yield tail
+
+        return StreamingResponse(huge(), status_code=status, media_type=media, headers=headers)
+    if f.trickle:
+
+        async def trickle() -> AsyncIterator[bytes]:
+            for i in range(0, len(body), 64):
+                yield body[i : i + 64]
+                await asyncio.sleep(f.trickle)
+
+        return StreamingResponse(trickle(), status_code=status, media_type=media, headers=headers)
+    return Response(body, status_code=status, media_type=media, headers=headers)
+
+
+class _Reset(Response):
+    """Promises the whole body, sends half, and drops the connection."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, media_type="application/xml")
+        self._half = body[: len(body) // 2]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/xml"),
+                    (b"content-length", str(len(self.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self._half, "more_body": True})
+        raise ConnectionResetError("simulated connection reset")

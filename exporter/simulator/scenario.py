@@ -74,6 +74,7 @@ class Scenario:
     point_interval: float = 3600.0
     points_per_vm: int = 24
     json_case: str = "pascal"  # "camel" imitates EM 13's JSON
+    faults: dict[str, Any] = field(default_factory=dict)  # initial fault switches (see world.Faults)
 
 
 def _req(d: dict[str, Any], key: str, where: str) -> Any:
@@ -226,7 +227,16 @@ def scenario_from_dict(d: Any, name: str = "scenario") -> Scenario:
         point_interval=_num(d, "point_interval_seconds", "scenario", 3600.0) or 3600.0,
         points_per_vm=int(_num(d, "points_per_vm", "scenario", 24) or 1),
         json_case=str(case),
+        faults=_faults(d.get("faults")),
     )
+
+
+def _faults(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ScenarioError("faults: must be a mapping of fault switches")
+    return {str(k): v for k, v in value.items()}
 
 
 def builtin_names() -> list[str]:

@@ -1,0 +1,441 @@
+"""Scale benchmark: P plans x V VMs failing over at once, EM answering with a fixed latency.
+
+    python -m benchmarks.scale                          # 200 plans x 50 VMs, 50 ms, about 3 minutes
+    python -m benchmarks.scale --plans 5 --vms 4 --failover-seconds 8 --idle-seconds 4   # smoke run
+
+The simulator and the exporter run as separate processes (as in production, they share no GIL); this
+process scrapes. Side by side it runs a "naive" exporter that does what peers do: on every scrape it
+logs on, reads the plans, then every session one request at a time, and renders afresh. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from exporter.collector import FailoverCollector
+from exporter.em import parse
+from exporter.em.model import Session
+from exporter.snapshot import Store
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+END_RE = re.compile(rb"^veeam_failover_vm_end_timestamp_seconds\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
+VALUE_RE = {
+    name: re.compile(rb"^" + name.encode() + rb"(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
+    for name in (
+        "veeam_em_poll_requests",
+        "veeam_em_poll_duration_seconds",
+        "veeam_em_received_bytes_total",
+        "veeam_em_last_successful_poll_timestamp_seconds",
+    )
+}
+ACTIVE_RE = re.compile(
+    rb'^veeam_failover_session_state\{[^}]*state="(?:Starting|Working|Stopping)"[^}]*\} 1\.0$', re.MULTILINE
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scenario(plans: int, vms: int, failover_seconds: float) -> dict[str, Any]:
+    scale = 10.0
+    results = ("Success", "Success", "Success", "Warning", "Success", "Failed", "Success")
+    return {
+        "name": f"scale-{plans}x{vms}",
+        "time_scale": scale,
+        "points_per_vm": 2,
+        "plans": [
+            {
+                "name": f"Tenant {p:03d} failover",
+                "tenant": f"tenant-{p:03d}",
+                "backup_server": f"vbr{p % 4:02d}.example",
+                "start_at_seconds": 0,
+                "vm_stagger_seconds": failover_seconds * scale * 0.3 / max(1, vms),
+                "vms": [
+                    {
+                        "name": f"t{p:03d}-vm{v:03d}",
+                        "result": results[(p + v) % len(results)],
+                        "duration_seconds": failover_seconds * scale * (0.5 + 0.2 * (v % 3)),
+                        "restore_point_age_seconds": 600 + 300 * (v % 10),
+                    }
+                    for v in range(vms)
+                ],
+            }
+            for p in range(plans)
+        ],
+    }
+
+
+@contextlib.contextmanager
+def process(
+    args: list[str], ready: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(ready, timeout=2).status_code < 500:
+                    break
+            if proc.poll() is not None:
+                raise SystemExit(
+                    f"{args[2:4]} exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
+                )
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{ready} not ready")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Scraper:
+    """Records /metrics latencies: Prometheus-like scrapers and bursts."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url + "/metrics"
+        self.latency: dict[str, list[float]] = {"gzip": [], "plain": []}
+        self.series = 0
+        self._lock = threading.Lock()
+
+    def scrape(self, zipped: bool, http: httpx.Client, decode: bool = True) -> bytes:
+        headers = {"Accept": OPENMETRICS, "Accept-Encoding": "gzip" if zipped else "identity"}
+        t0 = time.perf_counter()
+        with http.stream("GET", self.url, headers=headers, timeout=120) as r:
+            raw = b"".join(r.iter_raw())
+        took = time.perf_counter() - t0
+        with self._lock:
+            self.latency["gzip" if zipped else "plain"].append(took)
+        # decompressing is the scraper's CPU, on the same cores as the exporter: only when needed
+        return gzip.decompress(raw) if zipped and decode else raw
+
+    def burst(self, n: int, zipped: bool) -> None:
+        with ThreadPoolExecutor(n) as pool, httpx.Client() as http:
+            list(pool.map(lambda _: self.scrape(zipped, http, decode=False), range(n)))
+
+
+def run_ours(args: argparse.Namespace, sim_url: str, workdir: Path) -> dict[str, Any]:
+    port = free_port()
+    config = {
+        "em": {
+            "url": sim_url,
+            "username": "admin",
+            "timeout_seconds": 60,
+            "max_body_bytes": 512 * 1024 * 1024,
+        },
+        "poll": {
+            "active_interval_seconds": args.active_interval,
+            "idle_interval_seconds": args.idle_interval,
+        },
+        "listen_address": f"127.0.0.1:{port}",
+        "log_level": "warning",
+    }
+    (workdir / "exporter.yaml").write_text(yaml.safe_dump(config))
+    out: dict[str, Any] = {"polls": []}
+    with process(
+        [sys.executable, "-m", "exporter", "run", "--config", str(workdir / "exporter.yaml")],
+        f"http://127.0.0.1:{port}/healthz",
+        {"VEEAM_EM_PASSWORD": "admin"},
+    ) as proc:
+        url = f"http://127.0.0.1:{port}"
+        scraper = Scraper(url)
+        stop = threading.Event()
+        seen_ends: dict[bytes, float] = {}
+        freshness: list[float] = []
+        cpu0 = cpu_seconds(proc.pid)
+        first_poll: list[float] = []
+
+        def prometheus_like() -> None:
+            with httpx.Client() as http:
+                while not stop.wait(1.0):
+                    scraper.scrape(True, http, decode=False)
+
+        def watcher() -> None:
+            last_ts = None
+            last_bytes = None
+            with httpx.Client() as http:
+                while not stop.wait(1.0):
+                    body = scraper.scrape(True, http)
+                    now = time.time()
+                    for labels, value in END_RE.findall(body):
+                        if labels not in seen_ends:
+                            seen_ends[labels] = float(value)
+                            if last_ts is not None:  # ends seen in the first scrape predate the watch
+                                freshness.append(now - float(value))
+                    vals = {
+                        k: float(m.group(1)) if (m := r.search(body)) else None for k, r in VALUE_RE.items()
+                    }
+                    ts = vals["veeam_em_last_successful_poll_timestamp_seconds"]
+                    if ts and ts != last_ts:
+                        if not first_poll:
+                            first_poll.append(now)
+                        nbytes = vals["veeam_em_received_bytes_total"] or 0
+                        out["polls"].append(
+                            {
+                                "requests": vals["veeam_em_poll_requests"],
+                                "duration": vals["veeam_em_poll_duration_seconds"],
+                                "bytes": None if last_bytes is None else nbytes - last_bytes,
+                                "active": bool(ACTIVE_RE.search(body)),
+                                "at": now,
+                            }
+                        )
+                        last_ts, last_bytes = ts, nbytes
+                    scraper.series = body.count(b"\n") - body.count(b"\n#")
+
+        threads = [threading.Thread(target=prometheus_like, daemon=True) for _ in range(2)]
+        threads.append(threading.Thread(target=watcher, daemon=True))
+        for t in threads:
+            t.start()
+        end = time.monotonic() + args.failover_seconds + args.idle_seconds + 10
+        n = 0
+        while time.monotonic() < end:
+            time.sleep(2.5)
+            scraper.burst(20, zipped=n % 2 == 0)  # gzip and plain bursts, alternating
+            n += 1
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        out["cpu"] = cpu_seconds(proc.pid) - cpu0
+        out["rss"] = peak_rss_mb(proc.pid)
+        out["latency"] = scraper.latency
+        out["series"] = scraper.series
+        out["freshness"] = freshness
+        out["vms_ended"] = len(seen_ends)
+    return out
+
+
+class NaiveExporter:
+    """What peers do: per scrape, log on, list, fetch each session, render from scratch."""
+
+    def __init__(self, sim_url: str) -> None:
+        self.sim = sim_url + "/api"
+        self.requests = 0
+
+    def collect(self) -> bytes:
+        with httpx.Client(headers={"Accept": "application/xml"}, timeout=120) as http:
+            r = http.post(self.sim + "/sessionMngr/?v=latest", auth=("admin", "admin"))
+            h = {"X-RestSvcSessionId": r.headers["X-RestSvcSessionId"]}
+            plans, _ = parse.parse_plans(
+                http.get(self.sim + "/cloud/cloudFailoverPlans?format=Entity", headers=h).content
+            )
+            refs = parse.parse_document(http.get(self.sim + "/cloud/failoverSessions", headers=h).content)
+            ids = [parse.id_from_uid(ref.get("UID")) for ref in refs]
+            sessions: dict[tuple[str, str], Session] = {}
+            for sid in ids:
+                s = parse.parse_session(
+                    http.get(f"{self.sim}/cloud/failoverSessions/{sid}?format=Entity", headers=h).content
+                )
+                key = (s.backup_server, s.plan)
+                if key not in sessions or (s.start or 0) > (sessions[key].start or 0):
+                    sessions[key] = s
+            self.requests = 3 + len(ids)
+        store = Store()
+        store.publish(plans=tuple(plans), sessions=tuple(sessions.values()), up=True, ready=True)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FailoverCollector(store))
+        return generate_latest(registry)
+
+    def serve(self, port: int) -> ThreadingHTTPServer:
+        naive = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = naive.collect()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+def run_naive(args: argparse.Namespace, sim_url: str) -> dict[str, Any]:
+    naive = NaiveExporter(sim_url)
+    port = free_port()
+    server = naive.serve(port)
+    scraper = Scraper(f"http://127.0.0.1:{port}")
+    try:
+        with httpx.Client() as http:
+            for _ in range(args.naive_scrapes):
+                scraper.scrape(False, http)
+        if args.naive_burst:
+            scraper.burst(args.naive_burst, zipped=False)
+    finally:
+        server.shutdown()
+    return {"latency": scraper.latency["plain"], "requests": naive.requests}
+
+
+def table(rows: list[tuple[str, str, str]]) -> str:
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+
+
+def ms(v: float) -> str:
+    return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plans", type=int, default=200)
+    ap.add_argument("--vms", type=int, default=50, help="VMs per plan")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds EM adds to every answer")
+    ap.add_argument("--failover-seconds", type=float, default=60, help="how long the failovers run")
+    ap.add_argument("--idle-seconds", type=float, default=35, help="how long to watch after they end")
+    ap.add_argument("--active-interval", type=float, default=5)
+    ap.add_argument("--idle-interval", type=float, default=15)
+    ap.add_argument("--naive-scrapes", type=int, default=3)
+    ap.add_argument(
+        "--naive-burst", type=int, default=0, help="concurrent naive scrapes after the serial ones"
+    )
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "scenario.yaml").write_text(
+            yaml.safe_dump(scenario(args.plans, args.vms, args.failover_seconds))
+        )
+        sim_port = free_port()
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        with process(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "simulate",
+                "--scenario",
+                str(workdir / "scenario.yaml"),
+                "--listen-address",
+                f"127.0.0.1:{sim_port}",
+            ],
+            sim_url + "/api/",
+        ):
+            httpx.post(sim_url + "/_sim/faults", json={"latency": args.latency})
+            ours = run_ours(args, sim_url, workdir)
+            naive = run_naive(args, sim_url)
+
+    polls = ours["polls"]
+    active = [p for p in polls if p["active"]]
+    idle = [p for p in polls if not p["active"]]
+    steady = active[3:] or active  # after the replica points are read
+    steady_requests = [p["requests"] for p in steady]
+    g, pl, nv = ours["latency"]["gzip"], ours["latency"]["plain"], naive["latency"]
+    rows = [
+        ("", "veeam-failover-exporter", "naive (peers)"),
+        (
+            "EM requests per poll, active",
+            f"first {active[0]['requests']:.0f}, then p50 {statistics.median(steady_requests):.0f} "
+            f"max {max(steady_requests):.0f}"
+            if active
+            else "n/a",
+            f"{naive['requests']} per scrape",
+        ),
+        (
+            "EM requests per poll, idle",
+            f"max {max(p['requests'] for p in idle):.0f}" if idle else "n/a",
+            "same",
+        ),
+        (
+            "EM bytes per poll, active",
+            f"p50 {statistics.median(p['bytes'] for p in active if p['bytes']) / 1e6:.2f} MB"
+            if [p for p in active if p["bytes"]]
+            else "n/a",
+            "",
+        ),
+        (
+            "poll cycle wall time",
+            f"p50 {ms(statistics.median(p['duration'] for p in polls))} "
+            f"max {ms(max(p['duration'] for p in polls))}"
+            if polls
+            else "n/a",
+            "",
+        ),
+        ("/metrics gzip p50 / p99", f"{ms(pct(g, 50))} / {ms(pct(g, 99))}  (n={len(g)})", ""),
+        (
+            "/metrics plain p50 / p99",
+            f"{ms(pct(pl, 50))} / {ms(pct(pl, 99))}  (n={len(pl)})",
+            f"{ms(pct(nv, 50))} / {ms(pct(nv, 99))}  (n={len(nv)})",
+        ),
+        ("naive p50 / ours gzip p99", f"{pct(nv, 50) / pct(g, 99):.0f}x", ""),
+        ("series", str(ours["series"]), ""),
+        (
+            "freshness p50 / p99",
+            f"{ms(pct(ours['freshness'], 50))} / {ms(pct(ours['freshness'], 99))}"
+            f"  ({len(ours['freshness'])} VM ends)",
+            "",
+        ),
+        ("exporter peak RSS", f"{ours['rss']:.0f} MB", ""),
+        (
+            "exporter CPU per poll cycle",
+            f"{ours['cpu'] / max(1, len(polls)):.2f} s ({len(polls)} polls, "
+            f"{ours['cpu']:.1f} s total incl. serving)",
+            "",
+        ),
+    ]
+    print(
+        f"scale benchmark: {args.plans} plans x {args.vms} VMs = {args.plans * args.vms} VMs, EM latency "
+        f"{args.latency * 1000:.0f} ms, scrapers: 2 every 1 s + bursts of 20; "
+        f"poll every {args.active_interval:g} s active / {args.idle_interval:g} s idle"
+    )
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
