@@ -81,7 +81,14 @@ def run(config_path: str | None, **overrides: Any) -> None:
         config.em.url,
     )
     uvicorn.run(
-        exporter.app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        exporter.app,
+        ssl_certfile=config.web.tls_cert_file,
+        ssl_keyfile=config.web.tls_key_file,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
 
 

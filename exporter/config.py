@@ -6,8 +6,11 @@ from `VEEAM_EM_PASSWORD` or a file: never from a flag (it would show in `ps`) or
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,44 @@ class ActionSettings:
     restore_point_min_age_seconds: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """The exporter's own listener (in the spirit of Prometheus' web.config): optional TLS, and optional
+    basic or bearer auth on everything but the probes (/healthz, /readyz) and the action endpoints,
+    which have their own tokens."""
+
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    basic_username: str | None = None
+    basic_password: Secret | None = field(default=None, repr=False)
+    bearer_token: Secret | None = field(default=None, repr=False)
+
+    def allows(self, authorization: str | None) -> bool:
+        if self.basic_password is None and self.bearer_token is None:
+            return True
+        scheme, _, value = (authorization or "").partition(" ")
+        if self.bearer_token is not None:
+            return scheme.lower() == "bearer" and hmac.compare_digest(
+                value.strip().encode(), self.bearer_token.reveal().encode()
+            )
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        assert self.basic_password is not None
+        ok_user = hmac.compare_digest(user.encode(), (self.basic_username or "").encode())
+        ok_password = hmac.compare_digest(password.encode(), self.basic_password.reveal().encode())
+        return scheme.lower() == "basic" and ok_user and ok_password
+
+    @property
+    def challenge(self) -> str:
+        return (
+            'Bearer realm="veeam-failover-exporter"'
+            if self.bearer_token
+            else 'Basic realm="veeam-failover-exporter"'
+        )
+
+
 MIN_TOKEN_LENGTH = 16
 
 
@@ -85,6 +126,7 @@ class Config:
     em: EMSettings
     poll: PollSettings = field(default_factory=PollSettings)
     actions: ActionSettings = field(default_factory=ActionSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     listen_address: str = "0.0.0.0:9849"
     log_level: str = "info"
 
@@ -104,7 +146,8 @@ EM_KEYS = {
     "max_body_bytes",
 }
 POLL_KEYS = set(PollSettings.__dataclass_fields__)
-TOP_KEYS = {"em", "poll", "actions", "listen_address", "log_level"}
+TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level"}
+WEB_KEYS = {"tls_cert_file", "tls_key_file", "basic_auth", "bearer_token_file"}
 ACTION_KEYS = {
     "enabled",
     "kill_switch",
@@ -274,6 +317,7 @@ def build_config(
         max_backoff_seconds=_number(poll, "max_backoff_seconds", "poll", 300.0, minimum=1),
     )
     actions = _actions(_mapping(top.get("actions"), "actions", ACTION_KEYS), env)
+    web = _web(_mapping(top.get("web"), "web", WEB_KEYS))
     if poll_settings.idle_interval_seconds < poll_settings.active_interval_seconds:
         raise ConfigError("poll.idle_interval_seconds: must not be shorter than poll.active_interval_seconds")
     return Config(
@@ -291,9 +335,47 @@ def build_config(
         ),
         poll=poll_settings,
         actions=actions,
+        web=web,
         listen_address=listen,
         log_level=log_level,
     )
+
+
+def _secret_file(path: str, where: str) -> Secret:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ConfigError(f"{where}: {path} is empty")
+    return Secret(value)
+
+
+def _web(d: dict[str, Any]) -> WebSettings:
+    cert, key = _string(d, "tls_cert_file", "web"), _string(d, "tls_key_file", "web")
+    if (cert is None) != (key is None):
+        raise ConfigError("web.tls_cert_file: give both web.tls_cert_file and web.tls_key_file, or neither")
+    for name, path in (("tls_cert_file", cert), ("tls_key_file", key)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"web.{name}: no such file {path}")
+    basic = _mapping(d.get("basic_auth"), "web.basic_auth", {"username", "password_file"})
+    token_file = _string(d, "bearer_token_file", "web")
+    if basic and token_file:
+        raise ConfigError("web.basic_auth: choose basic_auth or bearer_token_file, not both")
+    settings = WebSettings(tls_cert_file=cert, tls_key_file=key)
+    if basic:
+        user = _string(basic, "username", "web.basic_auth")
+        password_file = _string(basic, "password_file", "web.basic_auth")
+        if user is None or password_file is None:
+            raise ConfigError("web.basic_auth: needs username and password_file")
+        settings = replace(
+            settings,
+            basic_username=user,
+            basic_password=_secret_file(password_file, "web.basic_auth.password_file"),
+        )
+    if token_file:
+        settings = replace(settings, bearer_token=_secret_file(token_file, "web.bearer_token_file"))
+    return settings
 
 
 def _bool(d: dict[str, Any], key: str, where: str, default: bool) -> bool:

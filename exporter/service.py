@@ -75,6 +75,7 @@ class Exporter:
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
             recent_actions=None if self.actions is None else self.actions.audit.latest,
+            web=config.web,
         )
 
     @asynccontextmanager

@@ -9,11 +9,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter import __version__, status
+from exporter.config import WebSettings
 from exporter.exposition import Exposition
 from exporter.snapshot import Store
 
@@ -39,6 +42,7 @@ def create_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     extra_routes: list[Route] | None = None,
     recent_actions: Callable[[int], list[dict[str, Any]]] | None = None,
+    web: WebSettings | None = None,
 ) -> Starlette:
     async def landing(request: Request) -> Response:
         return HTMLResponse(LANDING.format(version=html.escape(__version__), em=html.escape(em_url)))
@@ -86,4 +90,27 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes + (extra_routes or []), lifespan=lifespan)
+    middleware = [Middleware(ListenerAuth, web=web)] if web is not None else []
+    return Starlette(routes=routes + (extra_routes or []), lifespan=lifespan, middleware=middleware)
+
+
+class ListenerAuth:
+    """Basic or bearer auth on the listener, if configured. The probes stay open (kubelet sends no
+    credentials) and the action endpoints keep their own, stronger, per-caller tokens."""
+
+    OPEN = ("/healthz", "/readyz", "/api/v1/")
+
+    def __init__(self, app: ASGIApp, web: WebSettings) -> None:
+        self.app = app
+        self.web = web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.OPEN):
+            auth = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+            if not self.web.allows(auth):
+                response = PlainTextResponse(
+                    "unauthorized\n", status_code=401, headers={"WWW-Authenticate": self.web.challenge}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

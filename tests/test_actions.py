@@ -540,3 +540,41 @@ def test_actions_are_off_by_default(tmp_path: Path) -> None:
         )
         assert r.status_code == 404 and "disabled" in r.json()["error"]
         assert sim.world.starts == []
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/api/v1/plans/..%2F..%2Fmetrics/start", {}, 404),  # path tricks name no plan
+        ("/api/v1/plans/%2e%2e/start", {}, 404),
+        ("/api/v1/plans/" + "A" * 5000 + "/start", {}, 404),
+        ("/api/v1/plans/ACME%20full%20site%20failover%00/start", {}, 404),
+        ("/api/v1/plans/ACME full site failover/start", {"Idempotency-Key": "a\tb"}, 400),  # not printable
+        (
+            "/api/v1/plans/ACME full site failover/start",
+            {"Idempotency-Key": b"x\xc3\xa9\xe2\x80\xa8y"},  # UTF-8 bytes: not printable ASCII
+            400,
+        ),
+    ],
+)
+def test_hostile_requests_start_nothing(
+    tmp_path: Path, path: str, headers: dict[str, str], status: int
+) -> None:
+    with env(tmp_path) as e:
+        r = httpx.post(
+            e.exp.url + path,
+            json={"start_now": True},
+            headers={"Authorization": f"Bearer {TOKEN}", **headers},
+        )
+        assert r.status_code == status
+        assert e.starts() == 0
+        # a path that matches no route never reaches the endpoint; one that does leaves an audit line
+        for line in e.lines():
+            assert line["outcome"] == "invalid" and len(line.get("plan_ref") or "") <= 200
+
+
+def test_wrong_methods_are_refused(tmp_path: Path) -> None:
+    with env(tmp_path) as e:
+        assert httpx.get(f"{e.exp.url}/api/v1/plans/{ACME}/start").status_code == 405
+        assert httpx.put(f"{e.exp.url}/api/v1/alertmanager", json={}).status_code == 405
+        assert e.starts() == 0

@@ -1,0 +1,188 @@
+"""The exporter's own listener: optional TLS and basic/bearer auth; and no secret in any output."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+import yaml
+
+from exporter.config import ConfigError, WebSettings, build_config
+from exporter.secret import Secret
+from exporter.serve import ServerThread
+from exporter.service import Exporter
+from tests.helpers import exporter_config, running_sim
+from tests.procs import free_port
+
+EM_PASSWORD = "em-password-never-shown-4711"
+TOKEN = "action-token-never-shown-0815"
+SCRAPE_PASSWORD = "scrape-password-never-shown-42"
+
+
+@pytest.mark.parametrize("mode", ["basic", "bearer"])
+def test_auth_on_the_listener_leaves_probes_and_actions_alone(mode: str) -> None:
+    if mode == "basic":
+        web = WebSettings(basic_username="prometheus", basic_password=Secret(SCRAPE_PASSWORD))
+        good = "Basic " + base64.b64encode(f"prometheus:{SCRAPE_PASSWORD}".encode()).decode()
+        bad = "Basic " + base64.b64encode(b"prometheus:nope").decode()
+    else:
+        web = WebSettings(bearer_token=Secret(SCRAPE_PASSWORD))
+        good, bad = f"Bearer {SCRAPE_PASSWORD}", "Bearer nope"
+    with running_sim("seed") as sim:
+        exporter = Exporter(replace(exporter_config(sim.url), web=web), start_poller=False)
+        server = ServerThread(exporter.app).start()
+        try:
+            for path in ("/metrics", "/status", "/"):
+                assert httpx.get(server.url + path).status_code == 401
+                r = httpx.get(server.url + path, headers={"Authorization": bad})
+                assert r.status_code == 401 and r.headers["www-authenticate"].lower().startswith(mode)
+                assert httpx.get(server.url + path, headers={"Authorization": good}).status_code == 200
+            assert httpx.get(server.url + "/healthz").status_code == 200
+            assert httpx.get(server.url + "/readyz").status_code in (200, 503)
+            assert httpx.get(server.url + "/api/v1/actions").status_code == 404  # its own guard: actions off
+        finally:
+            server.stop()
+
+
+def test_tls_on_the_listener(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "tls.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with running_sim("seed") as sim:
+        exporter = Exporter(exporter_config(sim.url), start_poller=False)
+        server = ServerThread(
+            exporter.app, certfile=str(tmp_path / "tls.pem"), keyfile=str(tmp_path / "tls.pem")
+        )
+        server.start()
+        try:
+            r = httpx.get(
+                server.url + "/metrics", verify=ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            )
+            assert server.url.startswith("https://") and r.status_code == 200
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(server.url + "/metrics")  # not trusted without the CA
+        finally:
+            server.stop()
+
+
+def test_listener_settings_are_validated(tmp_path: Path) -> None:
+    base = {"em": {"url": "https://em", "username": "u"}}
+    env = {"VEEAM_EM_PASSWORD": "pw"}
+    (tmp_path / "pw").write_text("secret\n")
+    with pytest.raises(ConfigError, match=r"give both web\.tls_cert_file and web\.tls_key_file"):
+        build_config({**base, "web": {"tls_cert_file": str(tmp_path / "pw")}}, {}, env)
+    with pytest.raises(ConfigError, match="choose basic_auth or bearer_token_file"):
+        build_config(
+            {
+                **base,
+                "web": {
+                    "basic_auth": {"username": "p", "password_file": str(tmp_path / "pw")},
+                    "bearer_token_file": str(tmp_path / "pw"),
+                },
+            },
+            {},
+            env,
+        )
+    with pytest.raises(ConfigError, match=r"web\.bearer_token_file: cannot read /nope"):
+        build_config({**base, "web": {"bearer_token_file": "/nope"}}, {}, env)
+    web = build_config({**base, "web": {"bearer_token_file": str(tmp_path / "pw")}}, {}, env).web
+    assert web.allows("Bearer secret") and not web.allows("Bearer secre") and not web.allows(None)
+    assert "secret" not in repr(web)
+
+
+def test_no_secret_in_any_output(tmp_path: Path) -> None:
+    """Run the exporter for real (debug logs on), exercise every endpoint and error path, grep everything."""
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump({"runbook": TOKEN}))
+    (tmp_path / "scrape-pw").write_text(SCRAPE_PASSWORD)
+    port = free_port()
+    config = {
+        "em": {"url": "", "username": "admin", "timeout_seconds": 5},
+        "listen_address": f"127.0.0.1:{port}",
+        "log_level": "debug",
+        "web": {"basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "scrape-pw")}},
+        "actions": {
+            "enabled": True,
+            "tokens_file": str(tmp_path / "tokens.yaml"),
+            "allowed_plans": ["ABC Company Failover Plan"],
+            "audit_log": str(tmp_path / "audit.jsonl"),
+        },
+    }
+    scenario = yaml.safe_load(Path("exporter/simulator/scenarios/seed.yaml").read_text())
+    scenario["users"] = {"admin": EM_PASSWORD}
+    outputs: list[str] = []
+    with running_sim(scenario) as sim:
+        config["em"]["url"] = sim.url  # type: ignore[index]
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        log = tmp_path / "exporter.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "exporter", "run", "--config", str(tmp_path / "config.yaml")],
+                stdout=out,
+                stderr=out,
+                env={**os.environ, "VEEAM_EM_PASSWORD": EM_PASSWORD},
+            )
+            try:
+                url = f"http://127.0.0.1:{port}"
+                auth = ("prometheus", SCRAPE_PASSWORD)
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-2000:]
+                    time.sleep(0.1)
+                sim.world.expire_tokens()  # a re-logon, on the record
+                time.sleep(1)
+                h = {"Authorization": f"Bearer {TOKEN}"}
+                responses = [
+                    httpx.get(url + "/metrics", auth=auth),
+                    httpx.get(url + "/status", auth=auth),
+                    httpx.get(url + "/", auth=auth),
+                    httpx.get(url + "/metrics"),
+                    httpx.post(
+                        url + "/api/v1/plans/ABC Company Failover Plan/start",
+                        json={"start_now": True, "dry_run": True},
+                        headers=h,
+                    ),
+                    httpx.post(
+                        url + "/api/v1/plans/x/start",
+                        json={"start_now": True},
+                        headers={"Authorization": f"Bearer {TOKEN}x"},
+                    ),
+                    httpx.post(
+                        url + "/api/v1/alertmanager",
+                        content=b"{bad",
+                        headers={**h, "Content-Type": "application/json"},
+                    ),
+                    httpx.get(url + "/api/v1/actions", headers=h),
+                ]
+                sim.world.faults.update({"refuse_logon": True})
+                sim.world.expire_tokens()
+                time.sleep(1.5)  # a failed logon, on the record
+                responses.append(httpx.get(url + "/metrics", auth=auth))
+                outputs += [r.text for r in responses] + [str(dict(r.headers)) for r in responses]
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=20)
+        outputs += [log.read_text(), (tmp_path / "audit.jsonl").read_text()]
+    everything = "\n".join(outputs)
+    assert "veeam_em_logons_total" in everything and "dry_run" in everything and "DEBUG" in everything
+    for secret in (EM_PASSWORD, TOKEN, SCRAPE_PASSWORD):
+        for form in (
+            secret,
+            base64.b64encode(secret.encode()).decode(),
+            base64.b64encode(f"admin:{secret}".encode()).decode(),
+        ):
+            assert form not in everything, f"a secret leaked: {secret[:6]}..."
