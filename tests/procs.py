@@ -29,21 +29,26 @@ def binary(name: str) -> str:
     return path
 
 
+def wait_ready(ready_url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Until `ready_url` answers 200; fails with the process's log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, f"{proc.args!r} exited: {log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, f"{ready_url} not ready: {log.read_text()[-2000:]}"
+        time.sleep(0.1)
+
+
 @contextmanager
 def _process(args: list[str], ready_url: str, log: Path) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(ready_url, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, f"{args[0]} exited: {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"{args[0]} not ready: {log.read_text()[-2000:]}"
-                time.sleep(0.1)
+            wait_ready(ready_url, proc, log)
             yield ready_url.rsplit("/-/", 1)[0]
         finally:
             proc.terminate()

@@ -22,7 +22,7 @@ from exporter.secret import Secret
 from exporter.serve import ServerThread
 from exporter.service import Exporter
 from tests.helpers import exporter_config, running_sim
-from tests.procs import free_port
+from tests.procs import free_port, wait_ready
 
 EM_PASSWORD = "em-password-never-shown-4711"
 TOKEN = "action-token-never-shown-0815"
@@ -134,15 +134,7 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
             try:
                 url = f"http://127.0.0.1:{port}"
                 auth = ("prometheus", SCRAPE_PASSWORD)
-                deadline = time.monotonic() + 20
-                while True:
-                    try:
-                        if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-2000:]
-                    time.sleep(0.1)
+                wait_ready(url + "/readyz", proc, log)
                 sim.world.expire_tokens()  # a re-logon, on the record
                 time.sleep(1)
                 h = {"Authorization": f"Bearer {TOKEN}"}

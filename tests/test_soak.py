@@ -25,7 +25,7 @@ import httpx
 import yaml
 
 from tests.helpers import RunningSim, running_sim
-from tests.procs import free_port
+from tests.procs import free_port, wait_ready
 
 TOKEN = "soak-alertmanager-token-0123456789"
 ALPHA, BETA = "Alpha failover", "Beta failover"
@@ -83,16 +83,7 @@ def exporter_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp / "exporter.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "exporter not ready"
-            time.sleep(0.1)
+        wait_ready(url + "/readyz", proc, tmp / "exporter.log")
         yield proc, url
     finally:
         if proc.poll() is None:
