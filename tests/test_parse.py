@@ -146,6 +146,6 @@ def test_deeply_nested_and_oversized_documents_do_not_crash() -> None:
     deep = b"<CloudFailoverSession>" + b"<a>" * 200_000 + b"</a>" * 200_000 + b"</CloudFailoverSession>"
     with pytest.raises(ParseError):  # parsed without recursion limits; then refused for what it lacks
         parse.parse_session(deep)
-    wide = b'<QueryResult><Entities><CloudFailoverSessions>' + b"<x/>" * 500_000 + b"</CloudFailoverSessions>"
+    wide = b"<QueryResult><Entities><CloudFailoverSessions>" + b"<x/>" * 500_000 + b"</CloudFailoverSessions>"
     page = parse.parse_session_query(wide + b"</Entities></QueryResult>")  # unknown items are ignored
     assert page.items == () and page.errors == ()
