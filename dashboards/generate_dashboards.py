@@ -88,6 +88,15 @@ def panel(
     return p
 
 
+def merged_table(hide: list[str], rename: dict[str, str]) -> list[dict[str, Any]]:
+    """Instant queries merged into one table row per series, without the columns nobody reads."""
+    hidden = ["Time", "__name__", "job", "instance", *hide]
+    return [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": dict.fromkeys(hidden, True), "renameByName": rename}},
+    ]
+
+
 def row(title: str, y: int) -> dict[str, Any]:
     return {
         "type": "row",
@@ -285,22 +294,7 @@ def overview() -> dict[str, Any]:
             8,
             8,
             description="Each plan's latest failover session. Click a plan for its detail.",
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {
-                            "Time": True,
-                            "__name__": True,
-                            "job": True,
-                            "instance": True,
-                            "Value #A": True,
-                        },
-                        "renameByName": {"Value #B": "progress"},
-                    },
-                },
-            ],
+            transformations=merged_table(hide=["Value #A"], rename={"Value #B": "progress"}),
             overrides=[
                 {
                     "matcher": {"id": "byName", "options": "plan"},
@@ -538,28 +532,15 @@ def session_detail() -> dict[str, Any]:
             24,
             10,
             description="Every VM of the plan's latest failover session.",
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {
-                            "Time": True,
-                            "__name__": True,
-                            "job": True,
-                            "instance": True,
-                            "Value #A": True,
-                            "Value #B": True,
-                        },
-                        "renameByName": {
-                            "Value #C": "progress",
-                            "Value #D": "started",
-                            "Value #E": "ended",
-                            "Value #F": "restore point",
-                        },
-                    },
+            transformations=merged_table(
+                hide=["Value #A", "Value #B"],
+                rename={
+                    "Value #C": "progress",
+                    "Value #D": "started",
+                    "Value #E": "ended",
+                    "Value #F": "restore point",
                 },
-            ],
+            ),
             overrides=[
                 {
                     "matcher": {"id": "byName", "options": "progress"},
