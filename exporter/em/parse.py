@@ -56,9 +56,17 @@ def _text(el: ET.Element, name: str, *, required: bool = True, default: str = ""
     return c.text.strip()
 
 
+FEED_CHUNK = 64 * 1024
+
+
 def parse_document(body: bytes) -> ET.Element:
     try:
-        root: ET.Element = SafeET.fromstring(body, forbid_dtd=True)
+        parser = SafeET.DefusedXMLParser(forbid_dtd=True)
+        # Fed in pieces: expat holds the interpreter for each call, and one 8 MB call would stall the
+        # event loop that answers scrapes for the whole parse.
+        for i in range(0, len(body), FEED_CHUNK):
+            parser.feed(body[i : i + FEED_CHUNK])
+        root: ET.Element = parser.close()
     except defusedxml.DefusedXmlException as exc:
         raise ParseError(f"refused unsafe XML ({type(exc).__name__})") from None
     except ET.ParseError as exc:
