@@ -11,7 +11,6 @@ T = TypeVar("T")
 # they are kept as plain strings and exported alongside the documented ones, never dropped.
 SESSION_STATES: tuple[str, ...] = ("Starting", "Working", "Stopping", "Stopped")
 SESSION_RESULTS: tuple[str, ...] = ("None", "Success", "Warning", "Failed")
-TASK_STATES: tuple[str, ...] = ("Running", "OperationFinished", "Finished")
 
 # A session is over once it is Stopped; anything else (documented or not) counts as active, so an
 # unknown state keeps the poller in its fast cadence rather than silently going idle.

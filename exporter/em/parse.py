@@ -321,11 +321,6 @@ def parse_replica_point_query(body: bytes) -> Page[ReplicaPoint]:
     return _query_entities(body, "CloudVmReplicaPoints", "CloudVmReplicaPoint", _replica_point)
 
 
-def parse_replica_point(body: bytes) -> ReplicaPoint:
-    """`GET /cloud/vmReplicaPoints/{id}?format=Entity`."""
-    return _replica_point(_root(body, "CloudVmReplicaPoint"))
-
-
 def parse_task(body: bytes) -> Task:
     root = _root(body, "Task")
     related = None
