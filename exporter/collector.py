@@ -202,8 +202,8 @@ def _session_families(snap: Snapshot) -> Iterator[Metric]:
     vm_point = GaugeMetricFamily(
         "veeam_failover_vm_restore_point_timestamp_seconds",
         "Creation time of the replica point the VM fails over to: the start of the data-loss window. "
-        "From the point's CreationTimeUTC, or from the time in its name (read as UTC) if the point "
-        "cannot be read" + vdoc,
+        "From the point's CreationTimeUTC, or from the time in its name (read as UTC) until the point "
+        "is read or if it cannot be" + vdoc,
         labels=vm_labels,
     )
     for s in snap.sessions:

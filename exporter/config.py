@@ -49,8 +49,11 @@ class PollSettings:
     # time() - veeam_em_last_successful_poll_timestamp_seconds), then it is dropped, not shown as current.
     stale_after_seconds: float = 900.0
     # Replica points are read once each, at most this many queries (of 80 points) per poll and this
-    # many requests at once: a 10,000-VM failover resolves in a few polls without a burst on EM.
-    point_queries_per_poll: int = 25
+    # many requests at once. 1 keeps every poll within ceil(sessions / page size) + 2 requests; until a
+    # point is read, its time comes from its name.
+    point_queries_per_poll: int = 1
+    # While nothing runs, plans are re-read this often (a session of an unknown plan triggers a read).
+    plans_refresh_seconds: float = 60.0
     max_concurrent_requests: int = 4
 
 
@@ -308,8 +311,9 @@ def build_config(
         session_lookback_seconds=_number(poll, "session_lookback_seconds", "poll", 1800.0, minimum=0),
         history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
         point_queries_per_poll=int(
-            _number(poll, "point_queries_per_poll", "poll", 25, minimum=1, integer=True)
+            _number(poll, "point_queries_per_poll", "poll", 1, minimum=1, integer=True)
         ),
+        plans_refresh_seconds=_number(poll, "plans_refresh_seconds", "poll", 60.0, minimum=1),
         max_concurrent_requests=int(
             _number(poll, "max_concurrent_requests", "poll", 4, minimum=1, integer=True)
         ),

@@ -1,7 +1,12 @@
 """Background polling of EM into immutable snapshots. Fast while a failover runs, slow when all is idle.
 
-Per cycle: one request for the plans, the query service for sessions created in a sliding window
-(paged), and one query per 40 replica points never seen before. Never one request per VM or session.
+A poll costs at most ceil(sessions / page size) + 2 requests, never one per VM or session:
+- full poll (a failover runs, or something changed): the plans, the query service's pages of sessions
+  created in a sliding window, and `point_queries_per_poll` queries of 80 replica points not read yet;
+- quiet poll (every session in the window has finished): one request that counts the sessions in the
+  window (a page of one reference: PagesCount is the count). The same count as the last full read means
+  nothing new, and the poll spends its second request on the plans (every `plans_refresh_seconds`) or
+  on replica points still unread. A different count turns the poll into a full one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ class Poller:
         self.store = store
         self.clock = clock
         self._latest: dict[PlanKey, Session] = {}
+        self._plans: tuple[Plan, ...] = ()
+        self._plans_read_at: float | None = None
+        # Every session the last complete read of the window returned: id -> (CreationTime, running).
+        # None until a read covered the whole window (the first poll stops paging early).
+        self._window: dict[str, tuple[float | None, bool]] | None = None
         self._points: dict[str, float] = {}
         self._unresolvable: set[str] = set()
         self._last_success_start: float | None = None
@@ -53,12 +63,16 @@ class Poller:
         before = sum(self.client.stats.copy().requests.values())
         partial: list[tuple[str, str]] = []
         try:
-            plans, plan_errors = self.client.plans()
-            partial += [("parse", e) for e in plan_errors]
-            sessions, session_errors = self._fetch_sessions(plans, started)
-            partial += [("parse", e) for e in session_errors]
-            self._merge(plans, sessions)
-            partial += self._resolve_points()
+            probed = self._quiet()
+            if probed and self._nothing_new(started):
+                partial += self._quiet_poll(started)
+            else:
+                partial += self._read_plans(started)
+                sessions, session_errors = self._fetch_sessions(self._plans, started)
+                partial += [("parse", e) for e in session_errors]
+                self._merge(self._plans, sessions)
+                # the count that found a change took this poll's spare request
+                partial += self._resolve_points(self.settings.point_queries_per_poll - (1 if probed else 0))
         except EMError as exc:
             return self._publish_failure(exc.reason, str(exc), t0, before)
         duration = time.monotonic() - t0
@@ -72,7 +86,7 @@ class Poller:
         snap = self.store.publish(
             ready=True,
             up=ok,
-            plans=tuple(plans),
+            plans=self._plans,
             sessions=tuple(self._latest[k] for k in sorted(self._latest)),
             restore_points=MappingProxyType(dict(self._points)),
             last_success=started if ok else self.store.current().last_success,
@@ -81,8 +95,39 @@ class Poller:
             poll_errors=dict(self._poll_errors),
             em=self.client.stats.copy(),
         )
-        log.debug("poll done in %.3fs: %d plans, %d sessions", duration, len(plans), len(self._latest))
+        log.debug("poll done in %.3fs: %d plans, %d sessions", duration, len(self._plans), len(self._latest))
         return snap
+
+    def _read_plans(self, now: float) -> list[tuple[str, str]]:
+        plans, errors = self.client.plans()
+        self._plans = tuple(plans)
+        self._plans_read_at = now
+        return [("parse", e) for e in errors]
+
+    def _quiet(self) -> bool:
+        """Nothing runs: every session of the last complete window read, and every plan's latest, finished."""
+        return (
+            self._window is not None
+            and not any(running for _, running in self._window.values())
+            and not any(s.active for s in self._latest.values())
+        )
+
+    def _nothing_new(self, now: float) -> bool:
+        """One small request: does EM hold exactly the sessions the last full read saw in the window?"""
+        since = self._since(now)
+        # EM compares against the filter's whole seconds: count the same way
+        floor = float(int(since))
+        assert self._window is not None
+        expected = sum(1 for start, _ in self._window.values() if start is None or start >= floor)
+        return self.client.session_count(since) == expected
+
+    def _quiet_poll(self, now: float) -> list[tuple[str, str]]:
+        due = self._plans_read_at is None or now - self._plans_read_at >= self.settings.plans_refresh_seconds
+        if due:
+            problems = self._read_plans(now)
+            self._merge(self._plans, [])  # a deleted plan's session goes with it
+            return problems
+        return self._resolve_points(1)
 
     def _requests_since(self, before: int) -> int:
         return sum(self.client.stats.copy().requests.values()) - before
@@ -112,9 +157,7 @@ class Poller:
                 since = min(since, s.start if s.start is not None else now - self.settings.history_seconds)
         return since
 
-    def _fetch_sessions(
-        self, plans: list[Plan] | tuple[Plan, ...], now: float
-    ) -> tuple[list[Session], list[str]]:
+    def _fetch_sessions(self, plans: tuple[Plan, ...], now: float) -> tuple[list[Session], list[str]]:
         initial = self._last_success_start is None
         wanted = {(p.backup_server, p.name) for p in plans}
         found: set[PlanKey] = set()
@@ -132,9 +175,11 @@ class Poller:
             # An EM that ignores the sort order gets no shortcut: we read on to the end.
             if initial and newest_first and wanted <= found:
                 break
+        else:
+            self._window = {s.id: (s.start, s.active) for s in sessions}
         return sessions, errors
 
-    def _merge(self, plans: list[Plan] | tuple[Plan, ...], sessions: list[Session]) -> None:
+    def _merge(self, plans: tuple[Plan, ...], sessions: list[Session]) -> None:
         known = {(p.backup_server, p.name) for p in plans}
         for s in sessions:
             key = (s.backup_server, s.plan)
@@ -151,16 +196,16 @@ class Poller:
             if key not in known:
                 del self._latest[key]
 
-    def _resolve_points(self) -> list[tuple[str, str]]:
+    def _resolve_points(self, queries: int) -> list[tuple[str, str]]:
         needed = {t.restore_point_id for s in self._latest.values() for t in s.tasks if t.restore_point_id}
         # Keep only points of the sessions shown, so memory follows the plans, not the history.
         self._points = {pid: t for pid, t in self._points.items() if pid in needed}
         self._unresolvable &= needed
         new = sorted(needed - self._points.keys() - self._unresolvable)
-        if not new:
+        if not new or queries <= 0:
             return []
         # A budget per poll: the rest waits for the next poll (shown from the point's name meanwhile).
-        batch = new[: self.settings.point_queries_per_poll * POINTS_PER_QUERY]
+        batch = new[: queries * POINTS_PER_QUERY]
         chunks = [batch[i : i + POINTS_PER_QUERY] for i in range(0, len(batch), POINTS_PER_QUERY)]
         problems: list[tuple[str, str]] = []
         with ThreadPoolExecutor(max_workers=min(len(chunks), self.settings.max_concurrent_requests)) as pool:

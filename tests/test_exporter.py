@@ -239,6 +239,76 @@ def test_a_newer_session_replaces_the_old_one_and_old_ones_stay_known() -> None:
     assert value(new, "veeam_failover_session_state", **p, state="Starting") == 1
 
 
+QUIET = {
+    "time_scale": 1,
+    "plans": [
+        {
+            "name": "P",
+            "backup_server": "vbr",
+            "vms": [{"name": "a", "duration_seconds": 60}],
+            "history": [{"ago_seconds": 600, "result": "Success"}],
+        },
+        {"name": "Q", "backup_server": "vbr", "vms": ["b"], "history": [{"ago_seconds": 900}]},
+    ],
+}
+COUNT = "/api/query?type=CloudFailoverSession&format=References"
+QUERY = "/api/query?type=CloudFailoverSession"
+
+
+def requests_to(m: Any, endpoint: str) -> float:
+    return value(m, "veeam_em_requests_total", endpoint=endpoint, code="200") or 0.0
+
+
+def test_a_quiet_poll_costs_one_count_and_still_sees_a_late_session() -> None:
+    p = {"backup_server": "vbr", "plan": "P"}
+    with running_sim(QUIET) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        exp.poll()  # the first poll stops paging early: it has not seen the whole window
+        exp.poll()  # a full read of the window (two finished sessions)
+        m = exp.scrape()
+        assert requests_to(m, COUNT) == 0
+        assert value(m, "veeam_em_poll_requests") == 2  # plans + one page
+        old_id = {dict(k)["session_id"] for k in series(m, "veeam_failover_session_info")}
+        exp.poll()  # nothing runs, nothing new: one count, plans are fresh, every point is read
+        m = exp.scrape()
+        assert value(m, "veeam_em_poll_requests") == 1
+        assert requests_to(m, COUNT) == 1
+        assert requests_to(m, QUERY) == 2
+        assert value(m, "veeam_em_up") == 1
+        assert value(m, "veeam_failover_session_result", **p, result="Success") == 1
+        # EM learns of a session late (collection lag): created 5 minutes ago and already finished.
+        with sim.world.lock:
+            late = sim.world._new_session(sim.world.scenario.plans[0], sim.clock() - 300, None)
+        exp.poll()  # the count differs: a full read, within ceil(3 / 100) + 2 requests
+        m = exp.scrape()
+        assert value(m, "veeam_em_poll_requests") == 3
+        assert requests_to(m, COUNT) == 2
+        assert requests_to(m, QUERY) == 3
+        ids = {dict(k)["session_id"] for k in series(m, "veeam_failover_session_info") if ("plan", "P") in k}
+        assert ids == {late.id} and late.id not in old_id
+        assert value(m, "veeam_failover_session_state", **p, state="Stopped") == 1
+        exp.poll()  # quiet again
+        assert value(exp.scrape(), "veeam_em_poll_requests") == 1
+
+
+def test_a_quiet_poll_refreshes_the_plans_and_drops_a_deleted_one() -> None:
+    poll = PollSettings(plans_refresh_seconds=0)
+    with running_sim(QUIET) as sim, running_exporter(exporter_config(sim.url, poll=poll)) as exp:
+        exp.poll()
+        exp.poll()
+        q = {"backup_server": "vbr", "plan": "Q"}
+        assert value(exp.scrape(), "veeam_failover_plan_vms", **q) == 1
+        plan_q = sim.world.scenario.plans[1]
+        with sim.world.lock:
+            del sim.world.plans[plan_q.id]
+        exp.poll()
+        m = exp.scrape()
+    assert value(m, "veeam_em_poll_requests") == 2  # the count and the plans
+    assert requests_to(m, COUNT) == 1
+    assert value(m, "veeam_failover_plan_vms", **q) is None
+    assert not [k for k in series(m, "veeam_failover_session_info") if ("plan", "Q") in k]
+    assert value(m, "veeam_failover_plan_vms", backup_server="vbr", plan="P") == 1
+
+
 def test_relogon_after_expiry_does_not_fail_a_poll() -> None:
     with running_sim(mixed("Success")) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()

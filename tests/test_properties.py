@@ -23,6 +23,7 @@ PARSERS = [
     parse.parse_plans,
     parse.parse_session_query,
     parse.parse_replica_point_query,
+    parse.parse_reference_query,
     parse.parse_task,
     parse.parse_logon_session,
 ]

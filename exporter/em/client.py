@@ -33,6 +33,7 @@ EP_LOGOUT = "/api/logonSessions/{id}"
 EP_PLANS = "/api/cloud/cloudFailoverPlans"
 EP_START = "/api/cloud/cloudFailoverPlans/{id}?action=start"
 EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
+EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
 EP_POINT_QUERY = "/api/query?type=CloudVmReplicaPoint"
 EP_TASK = "/api/tasks/{id}"
 
@@ -319,6 +320,20 @@ class EMClient:
         yield from self._pages(
             "/query?" + urlencode(params, quote_via=quote), EP_SESSION_QUERY, parse.parse_session_query
         )
+
+    def session_count(self, since: float) -> int:
+        """How many failover sessions were created at or after `since`, in one small request: a page of
+        one reference, whose PagesCount is then the number of sessions."""
+        params = {
+            "type": "CloudFailoverSession",
+            "format": "References",
+            "filter": f'CreationTime>="{em_time(since)}"',
+            "pageSize": "1",
+        }
+        page = self._get_parsed(
+            "/query?" + urlencode(params, quote_via=quote), EP_SESSION_COUNT, parse.parse_reference_query
+        )
+        return page.pages_count if page.items or page.errors else 0
 
     def _pages(self, path: str, endpoint: str, parser: Callable[[bytes], Page[_T]]) -> Iterator[Page[_T]]:
         seen: set[str] = set()

@@ -305,6 +305,18 @@ def parse_session_query(body: bytes) -> Page[Session]:
     return _query_entities(body, "CloudFailoverSessions", "CloudFailoverSession", _session)
 
 
+def parse_reference_query(body: bytes) -> Page[str]:
+    """`GET /query?...&format=References` -> one page of entity IDs."""
+    root = _root(body, "QueryResult")
+    page_num, pages_count, next_path = _paging(root)
+    refs = _child(root, "Refs")
+    items: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    if refs is not None:
+        items, errors = _each(_children(refs, "Ref"), _entity_id)
+    return Page(items=items, page_num=page_num, pages_count=pages_count, next_path=next_path, errors=errors)
+
+
 def _replica_point(el: ET.Element) -> ReplicaPoint:
     created = parse_time(_text(el, "CreationTimeUTC"))
     if created is None:
