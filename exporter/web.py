@@ -63,9 +63,9 @@ def create_app(
         view = memoryview(body)
         headers["Content-Length"] = str(len(body))
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[memoryview]:
             for i in range(0, len(view), CHUNK):
-                yield bytes(view[i : i + CHUNK])
+                yield view[i : i + CHUNK]
 
         return StreamingResponse(chunks(), media_type=content_type, headers=headers)
 
