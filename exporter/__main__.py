@@ -1,3 +1,4 @@
 from exporter.cli import main
 
-main()
+if __name__ == "__main__":  # not when a helper process imports the package
+    main()

@@ -18,9 +18,9 @@ log = logging.getLogger("exporter")
 
 
 def _serving_process() -> None:
-    # The event loop answering scrapes shares the interpreter with the poller and the renderer;
-    # a shorter switch interval lets it in sooner (scrape latency) at a small cost in throughput.
-    sys.setswitchinterval(0.001)
+    # The event loop answering scrapes shares the interpreter with the poller and the renderer, and
+    # each of a scrape's system calls waits up to a switch interval to get it back: 0.2 ms, not 5.
+    sys.setswitchinterval(0.0002)
 
 
 def _setup_logging(level: str) -> None:
@@ -89,6 +89,9 @@ def run(config_path: str | None, **overrides: Any) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Prometheus keeps its connection between scrapes; uvicorn's default (5 s) would close it
+        # before every scrape at any usual interval (up to a minute)
+        timeout_keep_alive=65,
     )
 
 

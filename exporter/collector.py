@@ -18,6 +18,7 @@ from exporter.actions import Actions
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask
 from exporter.em.parse import point_time_from_name
 from exporter.snapshot import Snapshot, Store
+from exporter.textformat import RowGauge
 
 # Poll failure reasons we can name in advance: exported as 0 from the start so rate() works at once.
 POLL_ERROR_REASONS = (
@@ -110,11 +111,19 @@ class FailoverCollector(Collector):
         self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
+        yield from failover_families(self.current())
+
+    def current(self) -> Snapshot:
+        """The snapshot to show: the store's, or an empty one once it is too old."""
         snap = self.store.current()
         if snap.last_success is None or self.clock() - snap.last_success > self.stale_after:
-            snap = Snapshot()
-        yield from _plan_families(_unique_plans(snap.plans))
-        yield from _session_families(snap)
+            return Snapshot()
+        return snap
+
+
+def failover_families(snap: Snapshot) -> Iterator[Metric]:
+    yield from _plan_families(_unique_plans(snap.plans))
+    yield from _session_families(snap)
 
 
 def _unique_plans(plans: Iterable[Plan]) -> list[Plan]:
@@ -125,12 +134,12 @@ def _unique_plans(plans: Iterable[Plan]) -> list[Plan]:
 
 
 def _plan_families(plans: list[Plan]) -> Iterator[Metric]:
-    info = GaugeMetricFamily(
+    info = RowGauge(
         "veeam_failover_plan_info",
         "Cloud failover plans known to EM; always 1." + _CACHED,
         labels=["backup_server", "plan", "plan_id", "tenant"],
     )
-    vms = GaugeMetricFamily(
+    vms = RowGauge(
         "veeam_failover_plan_vms",
         "VMs in the cloud failover plan (CloudFailoverPlanInfo)." + _CACHED,
         labels=["backup_server", "plan"],
@@ -162,8 +171,8 @@ class _Lifecycle:
 
     @classmethod
     def create(cls, prefix: str, what: str, labels: list[str], doc: str) -> _Lifecycle:
-        def family(suffix: str, text: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
-            return GaugeMetricFamily(f"{prefix}_{suffix}", f"{what} {text}{doc}", labels=[*labels, *extra])
+        def family(suffix: str, text: str, extra: tuple[str, ...] = ()) -> RowGauge:
+            return RowGauge(f"{prefix}_{suffix}", f"{what} {text}{doc}", labels=[*labels, *extra])
 
         return cls(
             state=family("state", "State, one series per state", ("state",)),
@@ -189,7 +198,7 @@ class _Lifecycle:
 def _session_families(snap: Snapshot) -> Iterator[Metric]:
     s_labels = ["backup_server", "plan"]
     vm_labels = [*s_labels, "vm"]
-    info = GaugeMetricFamily(
+    info = RowGauge(
         "veeam_failover_session_info",
         "The plan's latest failover session; always 1." + _CACHED,
         labels=[*s_labels, "session_id"],
@@ -199,7 +208,7 @@ def _session_families(snap: Snapshot) -> Iterator[Metric]:
     )
     vdoc = " (per VM task of the plan's latest failover session)." + _CACHED
     vm = _Lifecycle.create("veeam_failover_vm", "VM task", vm_labels, vdoc)
-    vm_point = GaugeMetricFamily(
+    vm_point = RowGauge(
         "veeam_failover_vm_restore_point_timestamp_seconds",
         "Creation time of the replica point the VM fails over to: the start of the data-loss window. "
         "From the point's CreationTimeUTC, or from the time in its name (read as UTC) until the point "

@@ -48,11 +48,11 @@ class PollSettings:
     # While EM cannot be read, the last known failover data stays on /metrics this long (its age is
     # time() - veeam_em_last_successful_poll_timestamp_seconds), then it is dropped, not shown as current.
     stale_after_seconds: float = 900.0
-    # Replica points are read once each, at most this many queries (of 80 points) per poll and this
-    # many requests at once. 1 keeps every poll within ceil(sessions / page size) + 2 requests; until a
-    # point is read, its time comes from its name.
-    point_queries_per_poll: int = 1
-    # While nothing runs, plans are re-read this often (a session of an unknown plan triggers a read).
+    # Replica points are read once each, in queries of 80, at most this many a poll, fewer when the poll
+    # also counts sessions or reads plans: 2 keeps a poll within ceil(sessions / page size) + 2
+    # requests. Until a point is read, its time comes from its name.
+    point_queries_per_poll: int = 2
+    # Plans are re-read this often (and at once when a new session names a plan not known yet).
     plans_refresh_seconds: float = 60.0
     max_concurrent_requests: int = 4
 
@@ -132,6 +132,9 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     listen_address: str = "0.0.0.0:9849"
     log_level: str = "info"
+    # Parse EM's large answers and render large expositions in a second process (offload.py): /metrics
+    # p99 about halves at 10,000 VMs, for about 130 MB more memory. Off by default.
+    helper_process: bool = False
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
@@ -149,7 +152,7 @@ EM_KEYS = {
     "max_body_bytes",
 }
 POLL_KEYS = set(PollSettings.__dataclass_fields__)
-TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level"}
+TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level", "helper_process"}
 WEB_KEYS = {"tls_cert_file", "tls_key_file", "basic_auth", "bearer_token_file"}
 ACTION_KEYS = {
     "enabled",
@@ -311,7 +314,7 @@ def build_config(
         session_lookback_seconds=_number(poll, "session_lookback_seconds", "poll", 1800.0, minimum=0),
         history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
         point_queries_per_poll=int(
-            _number(poll, "point_queries_per_poll", "poll", 1, minimum=1, integer=True)
+            _number(poll, "point_queries_per_poll", "poll", 2, minimum=1, integer=True)
         ),
         plans_refresh_seconds=_number(poll, "plans_refresh_seconds", "poll", 60.0, minimum=1),
         max_concurrent_requests=int(
@@ -342,6 +345,7 @@ def build_config(
         web=web,
         listen_address=listen,
         log_level=log_level,
+        helper_process=_helper_process(top),
     )
 
 
@@ -380,6 +384,13 @@ def _web(d: dict[str, Any]) -> WebSettings:
     if token_file:
         settings = replace(settings, bearer_token=_secret_file(token_file, "web.bearer_token_file"))
     return settings
+
+
+def _helper_process(top: dict[str, Any]) -> bool:
+    v = top.get("helper_process", False)
+    if not isinstance(v, bool):
+        raise ConfigError(f"helper_process: must be true or false, got {v!r}")
+    return v
 
 
 def _bool(d: dict[str, Any], key: str, where: str, default: bool) -> bool:

@@ -13,22 +13,56 @@ import gzip
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import textformat
-from exporter.snapshot import Store
+from exporter.collector import FailoverCollector, failover_families
+from exporter.em.model import Plan, Session
+from exporter.offload import Offload
+from exporter.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, bool]  # (content type, gzip)
 
 
+@dataclass(frozen=True)
+class Split:
+    """The registry without its failover collector, and that collector (registered last)."""
+
+    others: CollectorRegistry
+    failover: FailoverCollector
+
+
+def render_failover(
+    plans: tuple[Plan, ...],
+    sessions: tuple[Session, ...],
+    restore_points: dict[str, float],
+    openmetrics: bool,
+) -> bytes:
+    """In the helper process: the failover families of this data, without OpenMetrics' EOF line."""
+    registry = CollectorRegistry(auto_describe=False)
+    snap = Snapshot(plans=plans, sessions=sessions, restore_points=restore_points, last_success=0.0)
+    registry.register(textformat.Families(failover_families(snap)))
+    return textformat.encode(registry, openmetrics, eof=False)
+
+
 class Exposition:
-    def __init__(self, registry: CollectorRegistry, store: Store) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        store: Store,
+        *,
+        offload: Offload | None = None,
+        split: Split | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
+        self.offload = offload
+        self.split = split
         self._lock = threading.Lock()  # guards the two dicts below
         self._rendered: dict[Key, tuple[int, bytes]] = {}  # key -> (generation, body)
         self._encoders: dict[Key, Callable[[CollectorRegistry], bytes]] = {}
@@ -78,7 +112,7 @@ class Exposition:
                 }
             for (content_type, zipped), encoder in todo.items():
                 if content_type not in plain:
-                    plain[content_type] = encoder(self.registry)
+                    plain[content_type] = self._render(content_type, encoder)
                 body = (
                     gzip.compress(plain[content_type], compresslevel=6, mtime=0)
                     if zipped
@@ -86,6 +120,22 @@ class Exposition:
                 )
                 with self._lock:
                     self._rendered[(content_type, zipped)] = (generation, body)
+
+    def _render(self, content_type: str, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
+        split = self.split
+        if split is None or self.offload is None or textformat.encoder_for(content_type) is None:
+            return encoder(self.registry)
+        snap = split.failover.current()
+        if sum(len(s.tasks) for s in snap.sessions) < self.offload.render_min_tasks:
+            return encoder(self.registry)
+        # The failover families (nearly all the bytes) in the helper process; the rest here. The full
+        # registry lists the failover collector last, so the two parts join to the same exposition.
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        head = textformat.encode(split.others, openmetrics, eof=False)
+        tail = self.offload.run(
+            render_failover, snap.plans, snap.sessions, dict(snap.restore_points), openmetrics
+        )
+        return head + tail + (textformat.EOF if openmetrics else b"")
 
     def _run(self) -> None:
         while not self._stop.is_set():

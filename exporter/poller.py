@@ -1,12 +1,14 @@
 """Background polling of EM into immutable snapshots. Fast while a failover runs, slow when all is idle.
 
 A poll costs at most ceil(sessions / page size) + 2 requests, never one per VM or session:
-- full poll (a failover runs, or something changed): the plans, the query service's pages of sessions
-  created in a sliding window, and `point_queries_per_poll` queries of 80 replica points not read yet;
+- full poll (a failover runs, or something changed): the query service's pages of sessions created in
+  a sliding window; then, with the two requests left, the plans (every `plans_refresh_seconds`, or at
+  once when a new session names a plan not known yet) and queries of 80 replica points not read yet
+  (`point_queries_per_poll` at most);
 - quiet poll (every session in the window has finished): one request that counts the sessions in the
   window (a page of one reference: PagesCount is the count). The same count as the last full read means
-  nothing new, and the poll spends its second request on the plans (every `plans_refresh_seconds`) or
-  on replica points still unread. A different count turns the poll into a full one.
+  nothing new, and the poll spends its second request on the plans if due, else on replica points
+  still unread. A different count turns the poll into a full one.
 """
 
 from __future__ import annotations
@@ -67,12 +69,7 @@ class Poller:
             if probed and self._nothing_new(started):
                 partial += self._quiet_poll(started)
             else:
-                partial += self._read_plans(started)
-                sessions, session_errors = self._fetch_sessions(self._plans, started)
-                partial += [("parse", e) for e in session_errors]
-                self._merge(self._plans, sessions)
-                # the count that found a change took this poll's spare request
-                partial += self._resolve_points(self.settings.point_queries_per_poll - (1 if probed else 0))
+                partial += self._full_poll(started, probed)
         except EMError as exc:
             return self._publish_failure(exc.reason, str(exc), t0, before)
         duration = time.monotonic() - t0
@@ -98,6 +95,27 @@ class Poller:
         log.debug("poll done in %.3fs: %d plans, %d sessions", duration, len(self._plans), len(self._latest))
         return snap
 
+    def _full_poll(self, now: float, probed: bool) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        seen = set(self._window or ())
+        read_plans = self._plans_due(now)
+        if read_plans:
+            problems += self._read_plans(now)
+        sessions, session_errors = self._fetch_sessions(self._plans, now)
+        problems += [("parse", e) for e in session_errors]
+        known = {(p.backup_server, p.name) for p in self._plans}
+        new = [s for s in sessions if s.id not in seen]
+        if not read_plans and any((s.backup_server, s.plan) not in known for s in new):
+            problems += self._read_plans(now)  # a new session of a plan we do not know yet
+            read_plans = True
+        self._merge(self._plans, sessions)
+        # Beyond the session pages a poll has two requests to spend: the count, the plans, then points.
+        problems += self._resolve_points(self.settings.point_queries_per_poll - probed - read_plans)
+        return problems
+
+    def _plans_due(self, now: float) -> bool:
+        return self._plans_read_at is None or now - self._plans_read_at >= self.settings.plans_refresh_seconds
+
     def _read_plans(self, now: float) -> list[tuple[str, str]]:
         plans, errors = self.client.plans()
         self._plans = tuple(plans)
@@ -122,12 +140,11 @@ class Poller:
         return self.client.session_count(since) == expected
 
     def _quiet_poll(self, now: float) -> list[tuple[str, str]]:
-        due = self._plans_read_at is None or now - self._plans_read_at >= self.settings.plans_refresh_seconds
-        if due:
+        if self._plans_due(now):
             problems = self._read_plans(now)
             self._merge(self._plans, [])  # a deleted plan's session goes with it
             return problems
-        return self._resolve_points(1)
+        return self._resolve_points(self.settings.point_queries_per_poll - 1)  # the count took one
 
     def _requests_since(self, before: int) -> int:
         return sum(self.client.stats.copy().requests.values()) - before

@@ -15,7 +15,8 @@ from exporter.actions_web import action_routes
 from exporter.collector import ActionsCollector, FailoverCollector, HealthCollector
 from exporter.config import Config
 from exporter.em.client import EMClient, tls_verify
-from exporter.exposition import Exposition
+from exporter.exposition import Exposition, Split
+from exporter.offload import Offload
 from exporter.poller import Poller
 from exporter.snapshot import Store
 from exporter.web import create_app
@@ -25,16 +26,24 @@ log = logging.getLogger(__name__)
 
 def build_registry(
     store: Store, actions: Actions | None = None, stale_after: float = float("inf")
-) -> CollectorRegistry:
+) -> tuple[CollectorRegistry, Split]:
+    """Every collector, the failover one last, and the same without it: large snapshots render the
+    failover families in a helper process and the rest here (exposition.py)."""
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(HealthCollector(store))
-    registry.register(FailoverCollector(store, stale_after))
-    if actions is not None:
-        registry.register(ActionsCollector(actions, store))
-    prometheus_client.ProcessCollector(registry=registry)
-    prometheus_client.PlatformCollector(registry=registry)
-    return registry
+    failover = FailoverCollector(store, stale_after)
+    registries = []
+    for with_failover in (True, False):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(HealthCollector(store))
+        if actions is not None:
+            registry.register(ActionsCollector(actions, store))
+        prometheus_client.ProcessCollector(registry=registry)
+        prometheus_client.PlatformCollector(registry=registry)
+        if with_failover:
+            registry.register(failover)
+        registries.append(registry)
+    full, others = registries
+    return full, Split(others=others, failover=failover)
 
 
 class Exporter:
@@ -47,6 +56,8 @@ class Exporter:
                 "read the EM credentials and forge answers. Use em.ca_file instead.",
                 em.url,
             )
+        # Optionally, large EM answers are parsed and large expositions rendered in a helper process.
+        self.offload = Offload() if config.helper_process else None
         self.client = EMClient(
             em.url,
             em.username,
@@ -55,6 +66,7 @@ class Exporter:
             timeout=em.timeout_seconds,
             max_body_bytes=em.max_body_bytes,
             page_size=em.page_size,
+            offload=self.offload,
         )
         self.store = Store()
         self.poller = Poller(self.client, config.poll, self.store)
@@ -65,8 +77,8 @@ class Exporter:
                 log.warning("actions: dry run for every request (actions.dry_run); nothing is sent to EM")
             if config.actions.kill_switch:
                 log.warning("actions: kill switch on (actions.kill_switch); every start is refused")
-        self.registry = build_registry(self.store, self.actions, config.poll.stale_after_seconds)
-        self.exposition = Exposition(self.registry, self.store)
+        self.registry, split = build_registry(self.store, self.actions, config.poll.stale_after_seconds)
+        self.exposition = Exposition(self.registry, self.store, offload=self.offload, split=split)
         self._start_poller = start_poller
         self.app: Starlette = create_app(
             self.store,
@@ -94,3 +106,5 @@ class Exporter:
         if self.actions is not None:
             self.actions.close()
         self.client.close()  # logs out of EM
+        if self.offload is not None:
+            self.offload.close()

@@ -12,15 +12,17 @@ agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from math import copysign
 
 from prometheus_client.exposition import generate_latest as generate_text
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample, Timestamp
 from prometheus_client.utils import floatToGoString
 
+EOF = b"# EOF\n"
 _LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _SIMPLE_TYPES = ("gauge", "counter")
 
@@ -29,10 +31,41 @@ def _escape_value(s: str) -> str:
     return s.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-class _Families:
-    """A registry stand-in that yields given families, for prometheus_client's own writers."""
+class RowGauge(GaugeMetricFamily):
+    """A labelled gauge family that keeps (label values, value) rows, and makes Sample objects only when
+    someone reads `.samples` (prometheus_client's writers, tests): add_metric is a tuple append, and
+    encode() writes the rows directly. For the 100k-series families."""
 
-    def __init__(self, families: list[Metric]) -> None:
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.rows: list[tuple[Sequence[str], float]] = []
+        self._samples: list[Sample] | None = None
+        super().__init__(name, documentation, labels=labels)
+
+    def add_metric(
+        self, labels: Sequence[str], value: float, timestamp: Timestamp | float | None = None
+    ) -> None:
+        if timestamp is not None or len(labels) != len(self._labelnames):
+            raise ValueError(f"{self.name}: rows take one value per label and no timestamp")
+        self.rows.append((labels, value))
+        self._samples = None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            names = self._labelnames
+            self._samples = [Sample(self.name, dict(zip(names, lv, strict=True)), v) for lv, v in self.rows]
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        if value:  # Metric.__init__ sets [] and nothing else should set it
+            raise ValueError(f"{self.name}: add rows with add_metric")
+
+
+class Families(Collector):
+    """A collector of families already made: for a writer that wants a registry."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
         self.families = families
 
     def collect(self) -> Iterable[Metric]:
@@ -57,6 +90,52 @@ def _simple(metric: Metric) -> bool:
     return True
 
 
+def _simple_rows(metric: Metric) -> bool:
+    return (
+        isinstance(metric, RowGauge)
+        and not metric.unit
+        and bool(_LEGACY_NAME.match(metric.name))
+        and all(_LEGACY_NAME.match(k) for k in metric._labelnames)
+    )
+
+
+def _rows(metric: RowGauge, out: list[str], escaped: dict[str, str], values: dict[float, str]) -> None:
+    _write(metric.name, metric._labelnames, metric.rows, out, escaped, values)
+
+
+def _write(
+    name: str,
+    label_names: Sequence[str],
+    rows: Iterable[tuple[Sequence[str], float]],
+    out: list[str],
+    escaped: dict[str, str],
+    values: dict[float, str],
+) -> None:
+    """Sample lines; label order and the line template are worked out once, each label value and each
+    number formatted once."""
+    order = sorted(range(len(label_names)), key=label_names.__getitem__)  # the writers sort by name
+    labels_part = "{" + ",".join(f'{label_names[i]}="%s"' for i in order) + "}" if order else ""
+    line = name + labels_part + " %s\n"
+    for labels, raw_value in rows:
+        number = float(raw_value)
+        text: str | None
+        if number == 0:
+            text = "0.0" if copysign(1.0, number) > 0 else "-0.0"  # a cache keyed by value would merge them
+        else:
+            text = values.get(number)
+            if text is None:
+                text = values[number] = floatToGoString(number)  # type: ignore[no-untyped-call]
+        fields = []
+        for i in order:
+            raw = labels[i]
+            e = escaped.get(raw)
+            if e is None:
+                e = escaped[raw] = _escape_value(raw)
+            fields.append(e)
+        fields.append(text)
+        out.append(line % tuple(fields))
+
+
 def _header(metric: Metric, openmetrics: bool) -> str:
     if openmetrics:
         doc = _escape_value(metric.documentation)
@@ -69,28 +148,10 @@ def _header(metric: Metric, openmetrics: bool) -> str:
 def _samples(metric: Metric, out: list[str], escaped: dict[str, str], values: dict[float, str]) -> None:
     if not metric.samples:
         return
-    keys = sorted(metric.samples[0].labels)
-    for s in metric.samples:
-        number = float(s.value)
-        text: str | None
-        if number == 0:
-            text = "0.0" if copysign(1.0, number) > 0 else "-0.0"  # a cache keyed by value would merge them
-        else:
-            text = values.get(number)
-            if text is None:
-                text = values[number] = floatToGoString(number)  # type: ignore[no-untyped-call]
-        if not keys:
-            out.append(f"{s.name} {text}\n")
-            continue
-        labels = s.labels
-        parts = []
-        for k in keys:
-            raw = labels[k]
-            e = escaped.get(raw)
-            if e is None:
-                e = escaped[raw] = _escape_value(raw)
-            parts.append(f'{k}="{e}"')
-        out.append(f"{s.name}{{{','.join(parts)}}} {text}\n")
+    # _simple() checked every sample has the first one's name and label names, in the same order
+    first = metric.samples[0]
+    rows = ((tuple(s.labels.values()), s.value) for s in metric.samples)
+    _write(first.name, tuple(first.labels), rows, out, escaped, values)
 
 
 def encoder_for(content_type: str) -> Callable[[Collector], bytes] | None:
@@ -109,19 +170,26 @@ def encoder_for(content_type: str) -> Callable[[Collector], bytes] | None:
     return None
 
 
-def encode(registry: Collector, openmetrics: bool) -> bytes:
-    """The exposition of everything `registry` collects, as prometheus_client would write it."""
-    slow: Callable[[_Families], bytes] = generate_openmetrics if openmetrics else generate_text
-    out: list[str] = []
+def encode(registry: Collector, openmetrics: bool, eof: bool = True) -> bytes:
+    """The exposition of everything `registry` collects, as prometheus_client would write it.
+    eof=False leaves OpenMetrics' closing line off, for a part that more families follow."""
+    slow: Callable[[Families], bytes] = generate_openmetrics if openmetrics else generate_text
+    parts: list[bytes] = []
     escaped: dict[str, str] = {}
     values: dict[float, str] = {}
     for metric in registry.collect():
-        if _simple(metric):
+        # one family's lines at a time become bytes: 100k line strings never all live at once
+        out: list[str] = []
+        if isinstance(metric, RowGauge) and metric.rows and _simple_rows(metric):
+            out.append(_header(metric, openmetrics))
+            _rows(metric, out, escaped, values)
+        elif _simple(metric):
             out.append(_header(metric, openmetrics))
             _samples(metric, out, escaped, values)
         else:
-            text = slow(_Families([metric])).decode("utf-8")
+            text = slow(Families([metric])).decode("utf-8")
             out.append(text.removesuffix("# EOF\n") if openmetrics else text)
-    if openmetrics:
-        out.append("# EOF\n")
-    return "".join(out).encode("utf-8")
+        parts.append("".join(out).encode("utf-8"))
+    if openmetrics and eof:
+        parts.append(EOF)
+    return b"".join(parts)

@@ -30,6 +30,8 @@ def test_defaults_and_url_normalisation() -> None:
     assert (c.poll.active_interval_seconds, c.poll.idle_interval_seconds) == (10.0, 60.0)
     assert c.listen_host_port == ("0.0.0.0", 9849)
     assert c.em.insecure_skip_verify is False
+    assert c.helper_process is False
+    assert build({**GOOD, "helper_process": True}).helper_process is True
 
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
@@ -86,6 +88,7 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
         ({**GOOD, "poll": {"intervall": 5}}, ENV, "poll.intervall: unknown setting"),
         ({**GOOD, "listen_address": "9849"}, ENV, "listen_address: must be host:port"),
         ({**GOOD, "log_level": "loud"}, ENV, "log_level: must be one of"),
+        ({**GOOD, "helper_process": "yes"}, ENV, "helper_process: must be true or false, got 'yes'"),
         ({**GOOD, "emm": {}}, ENV, "config.emm: unknown setting"),
         ({"em": ["url"]}, ENV, "em: must be a mapping"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import shutil
@@ -263,24 +264,25 @@ def test_a_quiet_poll_costs_one_count_and_still_sees_a_late_session() -> None:
     p = {"backup_server": "vbr", "plan": "P"}
     with running_sim(QUIET) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()  # the first poll stops paging early: it has not seen the whole window
-        exp.poll()  # a full read of the window (two finished sessions)
+        exp.poll()  # a full read of the window (two finished sessions); the plans are fresh
         m = exp.scrape()
         assert requests_to(m, COUNT) == 0
-        assert value(m, "veeam_em_poll_requests") == 2  # plans + one page
+        assert value(m, "veeam_em_poll_requests") == 1
         old_id = {dict(k)["session_id"] for k in series(m, "veeam_failover_session_info")}
         exp.poll()  # nothing runs, nothing new: one count, plans are fresh, every point is read
         m = exp.scrape()
         assert value(m, "veeam_em_poll_requests") == 1
         assert requests_to(m, COUNT) == 1
         assert requests_to(m, QUERY) == 2
+        assert requests_to(m, "/api/cloud/cloudFailoverPlans") == 1
         assert value(m, "veeam_em_up") == 1
         assert value(m, "veeam_failover_session_result", **p, result="Success") == 1
         # EM learns of a session late (collection lag): created 5 minutes ago and already finished.
         with sim.world.lock:
             late = sim.world._new_session(sim.world.scenario.plans[0], sim.clock() - 300, None)
-        exp.poll()  # the count differs: a full read, within ceil(3 / 100) + 2 requests
+        exp.poll()  # the count differs: a full read (the count and a page), within ceil(3/100) + 2
         m = exp.scrape()
-        assert value(m, "veeam_em_poll_requests") == 3
+        assert value(m, "veeam_em_poll_requests") == 2
         assert requests_to(m, COUNT) == 2
         assert requests_to(m, QUERY) == 3
         ids = {dict(k)["session_id"] for k in series(m, "veeam_failover_session_info") if ("plan", "P") in k}
@@ -288,6 +290,25 @@ def test_a_quiet_poll_costs_one_count_and_still_sees_a_late_session() -> None:
         assert value(m, "veeam_failover_session_state", **p, state="Stopped") == 1
         exp.poll()  # quiet again
         assert value(exp.scrape(), "veeam_em_poll_requests") == 1
+
+
+def test_a_new_session_of_a_plan_not_known_yet_reads_the_plans_at_once() -> None:
+    with running_sim(QUIET) as sim, running_exporter(exporter_config(sim.url)) as exp:
+        exp.poll()
+        exp.poll()
+        plan = sim.world.scenario.plans[0]
+        new_plan = dataclasses.replace(plan, id="new-plan", name="R")
+        with sim.world.lock:
+            sim.world.plans[new_plan.id] = new_plan
+            sim.world._points_by_vm[(new_plan.id, "a")] = sim.world._points_by_vm[(plan.id, "a")]
+            sim.world._new_session(new_plan, sim.clock(), None)
+        exp.poll()  # the count, a page of sessions, the plans (one of them is new)
+        m = exp.scrape()
+    r = {"backup_server": "vbr", "plan": "R"}
+    assert value(m, "veeam_em_poll_requests") == 3
+    assert requests_to(m, "/api/cloud/cloudFailoverPlans") == 2
+    assert value(m, "veeam_failover_plan_vms", **r) == 1
+    assert value(m, "veeam_failover_session_state", **r, state="Starting") == 1
 
 
 def test_a_quiet_poll_refreshes_the_plans_and_drops_a_deleted_one() -> None:
@@ -317,7 +338,8 @@ def test_relogon_after_expiry_does_not_fail_a_poll() -> None:
         m = exp.scrape()
     assert value(m, "veeam_em_up") == 1
     assert value(m, "veeam_em_logons_total") == 2
-    assert value(m, "veeam_em_requests_total", endpoint="/api/cloud/cloudFailoverPlans", code="401") == 1
+    # the second poll's first request (the plans are fresh: the session query) met the expired token
+    assert value(m, "veeam_em_requests_total", endpoint=QUERY, code="401") == 1
     assert sum(series(m, "veeam_em_poll_errors_total").values()) == 0
 
 

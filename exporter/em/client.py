@@ -20,6 +20,7 @@ import httpx
 
 from exporter.em import parse
 from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
+from exporter.offload import Offload
 from exporter.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class EMClient:
         page_size: int = 100,
         max_pages: int = 1000,
         stats: RequestStats | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self._origin = self.base_url[: -len("/api")]
@@ -133,6 +135,7 @@ class EMClient:
         self.page_size = page_size
         self._max_pages = max_pages
         self.stats = stats or RequestStats()
+        self._offload = offload
         self._http = httpx.Client(
             verify=verify,
             timeout=httpx.Timeout(timeout),
@@ -294,6 +297,8 @@ class EMClient:
     def _get_parsed(self, path: str, endpoint: str, parser: Callable[[bytes], _T]) -> _T:
         body = self._request("GET", path, endpoint)
         try:
+            if self._offload is not None and len(body) >= self._offload.parse_min_bytes:
+                return self._offload.run(parser, body)
             return parser(body)
         except parse.ParseError as exc:
             self.stats.error(endpoint, "parse")

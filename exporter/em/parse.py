@@ -48,10 +48,24 @@ def _child(el: ET.Element, name: str) -> ET.Element | None:
 
 
 def _text(el: ET.Element, name: str, *, required: bool = True, default: str = "") -> str:
-    c = _child(el, name)
+    return _field(_child(el, name), el, name, required, default)
+
+
+def _fields(el: ET.Element) -> dict[str, ET.Element]:
+    """Children by local name, the first of each name: one pass instead of one scan per field (a
+    10,000-VM session page has 80,000 task fields)."""
+    found: dict[str, ET.Element] = {}
+    for c in el:
+        found.setdefault(_local(c.tag), c)
+    return found
+
+
+def _field(
+    c: ET.Element | None, owner: ET.Element, name: str, required: bool = True, default: str = ""
+) -> str:
     if c is None or c.text is None:
         if required:
-            raise ParseError(f"{_local(el.tag)}: missing <{name}>")
+            raise ParseError(f"{_local(owner.tag)}: missing <{name}>")
         return default
     return c.text.strip()
 
@@ -117,8 +131,9 @@ def _utc_seconds(fields: tuple[str | Any, ...]) -> float | None:
         return None
 
 
-def _progress(el: ET.Element) -> int:
-    raw = _text(el, "Progress", required=False, default="0")
+def _progress(el: ET.Element, raw: str | None = None) -> int:
+    if raw is None:
+        raw = _text(el, "Progress", required=False, default="0")
     try:
         value = int(float(raw))
     except ValueError:
@@ -230,14 +245,15 @@ def _vm_task(el: ET.Element) -> VmTask:
     vm = el.get("VmName")
     if not vm:
         raise ParseError("CloudFailoverTasks item: no VmName")
-    link = _child(el, "VmReplicaPointLink")
+    f = _fields(el)
+    link = f.get("VmReplicaPointLink")
     return VmTask(
         vm=vm,
-        state=_text(el, "State"),
-        result=_text(el, "Result", required=False, default="None"),
-        progress=_progress(el),
-        start=parse_time(_text(el, "CreationTimeUTC", required=False)),
-        end=parse_time(_text(el, "EndTimeUTC", required=False)),
+        state=_field(f.get("State"), el, "State"),
+        result=_field(f.get("Result"), el, "Result", False, "None"),
+        progress=_progress(el, _field(f.get("Progress"), el, "Progress", False, "0")),
+        start=parse_time(_field(f.get("CreationTimeUTC"), el, "CreationTimeUTC", False)),
+        end=parse_time(_field(f.get("EndTimeUTC"), el, "EndTimeUTC", False)),
         restore_point_id=None if link is None else id_from_href(link.get("Href")),
         restore_point_name=None if link is None else link.get("Name"),
     )
