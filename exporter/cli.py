@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,6 +24,23 @@ def _serving_process() -> None:
     # The event loop answering scrapes shares the interpreter with the poller and the renderer, and
     # each of a scrape's system calls waits up to a switch interval to get it back: 0.2 ms, not 5.
     sys.setswitchinterval(0.0002)
+    _return_big_buffers_to_the_system()
+
+
+MMAP_THRESHOLD = 128 * 1024
+
+
+def _return_big_buffers_to_the_system() -> None:
+    """glibc raises its mmap threshold each time a big block is freed, so after the first poll the
+    14 MB exposition buffers and EM answers come from the heap and stay resident after use (measured:
+    peak RSS 154 -> 110 MB with the helper process). A fixed threshold keeps them mmap'd: freed, returned.
+    The environment variable does the same for the helper process, which glibc starts anew."""
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD; a fixed value also stops its adjusting
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 def _setup_logging(level: str) -> None:

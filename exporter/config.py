@@ -133,7 +133,7 @@ class Config:
     listen_address: str = "0.0.0.0:9849"
     log_level: str = "info"
     # Parse EM's large answers and render large expositions in a second process (offload.py): /metrics
-    # p99 about halves at 10,000 VMs, for about 130 MB more memory. Off by default.
+    # p99 about halves at 10,000 VMs, for about 100 MB more memory. Off by default.
     helper_process: bool = False
 
     @property

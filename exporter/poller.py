@@ -1,19 +1,21 @@
 """Background polling of EM into immutable snapshots. Fast while a failover runs, slow when all is idle.
 
-A poll costs at most ceil(sessions / page size) + 2 requests, never one per VM or session:
+A poll costs at most ceil(sessions / page size) + 2 requests (plus a logon, once per EM session), never
+one per VM or session:
 - full poll (a failover runs, or something changed): the query service's pages of sessions created in
-  a sliding window; then, with the two requests left, the plans (every `plans_refresh_seconds`, or at
-  once when a new session names a plan not known yet) and queries of 80 replica points not read yet
+  a sliding window, the plans (every `plans_refresh_seconds`, and at once when a new session names a
+  plan not known yet), then queries of 80 replica points not read yet with what is left of the budget
   (`point_queries_per_poll` at most);
 - quiet poll (every session in the window has finished): one request that counts the sessions in the
   window (a page of one reference: PagesCount is the count). The same count as the last full read means
-  nothing new, and the poll spends its second request on the plans if due, else on replica points
-  still unread. A different count turns the poll into a full one.
+  nothing new, and the poll's second request goes to the plans if due, else to replica points still
+  unread. A different count turns the poll into a full one.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -24,7 +26,7 @@ from itertools import pairwise
 from types import MappingProxyType
 
 from exporter.config import PollSettings
-from exporter.em.client import POINTS_PER_QUERY, EMClient, EMError
+from exporter.em.client import EP_LOGON, POINTS_PER_QUERY, EMClient, EMError
 from exporter.em.model import Plan, ReplicaPoint, Session
 from exporter.snapshot import Snapshot, Store
 
@@ -56,6 +58,7 @@ class Poller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_log: dict[str, float] = {}
+        self._logons_before = 0
 
     # -- one cycle -------------------------------------------------------------------------
 
@@ -63,13 +66,13 @@ class Poller:
         started = self.clock()
         t0 = time.monotonic()
         before = sum(self.client.stats.copy().requests.values())
+        self._logons_before = self._logon_requests()
         partial: list[tuple[str, str]] = []
         try:
-            probed = self._quiet()
-            if probed and self._nothing_new(started):
-                partial += self._quiet_poll(started)
+            if self._quiet() and self._nothing_new(started):
+                partial += self._quiet_poll(started, before)
             else:
-                partial += self._full_poll(started, probed)
+                partial += self._full_poll(started, before)
         except EMError as exc:
             return self._publish_failure(exc.reason, str(exc), t0, before)
         duration = time.monotonic() - t0
@@ -95,7 +98,7 @@ class Poller:
         log.debug("poll done in %.3fs: %d plans, %d sessions", duration, len(self._plans), len(self._latest))
         return snap
 
-    def _full_poll(self, now: float, probed: bool) -> list[tuple[str, str]]:
+    def _full_poll(self, now: float, before: int) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         seen = set(self._window or ())
         read_plans = self._plans_due(now)
@@ -107,11 +110,20 @@ class Poller:
         new = [s for s in sessions if s.id not in seen]
         if not read_plans and any((s.backup_server, s.plan) not in known for s in new):
             problems += self._read_plans(now)  # a new session of a plan we do not know yet
-            read_plans = True
         self._merge(self._plans, sessions)
-        # Beyond the session pages a poll has two requests to spend: the count, the plans, then points.
-        problems += self._resolve_points(self.settings.point_queries_per_poll - probed - read_plans)
-        return problems
+        budget = math.ceil(len(sessions) / self.client.page_size) + 2
+        return problems + self._resolve_points(self._spare(budget, before))
+
+    def _spare(self, budget: int, before: int) -> int:
+        """Point queries this poll may still make: what its count, pages and plans left of the budget
+        (a logon, once per EM session, is not charged), and at most point_queries_per_poll."""
+        used = self._requests_since(before) - (self._logon_requests() - self._logons_before)
+        return min(self.settings.point_queries_per_poll, budget - used)
+
+    def _logon_requests(self) -> int:
+        return sum(
+            n for (endpoint, _), n in self.client.stats.copy().requests.items() if endpoint == EP_LOGON
+        )
 
     def _plans_due(self, now: float) -> bool:
         return self._plans_read_at is None or now - self._plans_read_at >= self.settings.plans_refresh_seconds
@@ -139,12 +151,12 @@ class Poller:
         expected = sum(1 for start, _ in self._window.values() if start is None or start >= floor)
         return self.client.session_count(since) == expected
 
-    def _quiet_poll(self, now: float) -> list[tuple[str, str]]:
+    def _quiet_poll(self, now: float, before: int) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
         if self._plans_due(now):
-            problems = self._read_plans(now)
+            problems += self._read_plans(now)
             self._merge(self._plans, [])  # a deleted plan's session goes with it
-            return problems
-        return self._resolve_points(self.settings.point_queries_per_poll - 1)  # the count took one
+        return problems + self._resolve_points(self._spare(2, before))
 
     def _requests_since(self, before: int) -> int:
         return sum(self.client.stats.copy().requests.values()) - before

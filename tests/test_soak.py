@@ -248,6 +248,15 @@ def test_kill_9_during_a_start_leaves_a_consistent_log_and_no_second_start(tmp_p
             ):
                 assert time.monotonic() < deadline, "no 'starting' line"
                 time.sleep(0.05)
+            # strike once EM has the request (the line is visible before its fsync returns and the
+            # request goes out): the start is then in flight, as in the case this test is about
+            while True:
+                with sim.world.lock:
+                    routes = list(sim.world.requests)
+                if any(k.startswith("POST /api/cloud/cloudFailoverPlans/") for k in routes):
+                    break
+                assert time.monotonic() < deadline, "the start never reached EM"
+                time.sleep(0.01)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
         time.sleep(3.5)  # EM finishes the start it was asked for
