@@ -75,6 +75,11 @@ class Decision:
         return out
 
 
+# EM errors after the start request was sent with no readable answer back: it may have been carried out.
+# (connect, tls and logon fail before sending; an HTTP error status is EM saying it did not start it.)
+ANSWER_LOST = frozenset({"timeout", "protocol", "parse", "content_type", "too_large"})
+
+
 class Actions:
     def __init__(
         self,
@@ -236,8 +241,9 @@ class Actions:
         try:
             task = self.client.start_plan(plan.id, start_date)
         except EMError as exc:
-            if exc.reason == "timeout":
-                # EM may have started it: never try again on our own.
+            if exc.reason in ANSWER_LOST:
+                # The request went out and EM's answer was lost or unreadable: EM may have started the
+                # plan. Count it as started and never try again on our own (a retry could start it twice).
                 return self._decide(
                     rid,
                     caller,
@@ -245,7 +251,7 @@ class Actions:
                     plan,
                     "em_error",
                     504,
-                    f"EM did not answer: {exc}; the start may have happened, check EM",
+                    f"EM's answer was lost: {exc}; the start may have happened, check EM",
                     audit_outcome="em_unknown",
                 )
             if exc.status is not None and 400 <= exc.status < 500:

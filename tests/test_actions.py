@@ -319,6 +319,22 @@ def test_em_down_is_503_and_the_same_request_may_be_retried(tmp_path: Path) -> N
         assert e.starts() == 1
 
 
+@pytest.mark.parametrize("fault", [{"reset": True}, {"truncate": True}])
+def test_a_lost_answer_to_a_start_counts_as_started_and_is_never_retried(
+    tmp_path: Path, fault: dict[str, object]
+) -> None:
+    with env(tmp_path, cooldown_seconds=0) as e:
+        e.sim.world.faults.update({**fault, "remaining": 1})  # EM starts the plan; its answer is lost
+        r = e.start(ACME, **{"Idempotency-Key": "k2"})
+        assert r.status_code == 504 and r.json()["outcome"] == "em_error"
+        assert "the start may have happened" in r.json()["reason"]
+        assert e.starts() == 1
+        assert e.lines()[-1]["outcome"] == "em_unknown"
+        again = e.start(ACME, **{"Idempotency-Key": "k2"})  # Alertmanager retries a 5xx
+        assert again.json()["outcome"] == "duplicate"
+        assert e.starts() == 1
+
+
 def test_em_refusing_the_start_is_a_4xx(tmp_path: Path) -> None:
     with env(tmp_path) as e:
         del e.sim.world.plans[e.sim.world.scenario.plans[0].id]  # EM no longer knows the plan

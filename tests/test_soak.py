@@ -204,19 +204,24 @@ def test_soak(tmp_path: Path) -> None:
     lines = audit(tmp_path)
     logged = {line.get("request_id") for line in lines}
     accepted = [line for line in lines if line["outcome"] == "accepted"]
-    per_key = Counter(line["idempotency_key"] for line in accepted)
+    # a start whose answer EM lost (a reset fault) is recorded as em_unknown: it may or may not have run
+    unknown = [line for line in lines if line["outcome"] == "em_unknown"]
+    per_key = Counter(line["idempotency_key"] for line in accepted + unknown)
     third = max(1, len(rss) // 3)
     print(
         f"\nsoak {seconds:.0f}s: {counts['scrapes']} scrapes ({counts['scrape_failures']} failed), "
         f"{counts['webhooks']} webhook deliveries, {len(request_ids)} decisions answered, "
-        f"{len(lines)} audit lines, {len(accepted)} accepted, {len(starts)} starts at EM, "
+        f"{len(lines)} audit lines, {len(accepted)} accepted, {len(unknown)} unknown, "
+        f"{len(starts)} starts at EM, "
         f"RSS {rss[0]:.0f} -> {max(rss[-third:]):.0f} MB, "
         f"statuses { {k: v for k, v in counts.items() if k.startswith('http_')} }"
     )
     assert counts["scrape_failures"] == 0 and counts["scrapes"] > 0
     assert counts["webhooks"] > 20
     assert set(request_ids) <= logged, "a decision answered over HTTP is missing from the audit log"
-    assert len(starts) == len(accepted), "EM got a start that the audit log does not record as accepted"
+    assert len(accepted) <= len(starts) <= len(accepted) + len(unknown), (
+        "EM got a start that the audit log does not record as accepted or possibly started"
+    )
     assert all(n == 1 for n in per_key.values()), f"an alert was started twice: {per_key}"
     # one start at a time: a plan is started again only once the poller has seen the last start's session
     assert all(b.at - a.at > 1.0 for a, b in pairwise(starts)), [s.at for s in starts]
