@@ -391,11 +391,16 @@ class Actions:
             "plan_id": decision.plan_id,
             "em_task_id": task_id,
         }
+        uncollected = False  # EM said OperationFinished: done on the backup server, not collected yet
         while not self._stop.wait(self.settings.task_poll_interval_seconds):
             if time.monotonic() > deadline:
-                self.audit.write(
-                    {**base, "outcome": "task_timeout", "reason": "EM task did not finish in time"}
-                )
+                if uncollected:
+                    reason = "EM task finished on the backup server; EM had not collected it in time"
+                    self.audit.write({**base, "outcome": "task_uncollected", "reason": reason})
+                else:
+                    self.audit.write(
+                        {**base, "outcome": "task_timeout", "reason": "EM task did not finish in time"}
+                    )
                 return
             try:
                 task = self.client.task(task_id)
@@ -403,6 +408,12 @@ class Actions:
                 if exc.status == 404:  # tasks live with EM's logon session; a re-logon loses them
                     self.audit.write({**base, "outcome": "task_lost", "reason": str(exc)})
                     return
+                continue
+            if task.state == "OperationFinished" and not uncollected:
+                # Not a failure and not a time-out: EM shows the result after its next collection from
+                # the backup server (every 15 minutes by default).
+                uncollected = True
+                self.audit.write({**base, "outcome": "task_done_uncollected", "reason": _UNCOLLECTED})
                 continue
             if task.state == "Finished":
                 ok = task.success is not False
@@ -429,6 +440,11 @@ class Actions:
         """Request counts; when each plan (by ID) was last started, kept across restarts by the audit log."""
         with self._stats_lock:
             return dict(self.requests), dict(self.state.last_start)
+
+
+_UNCOLLECTED = (
+    "done on the backup server; EM shows the session after its next data collection (15 min by default)"
+)
 
 
 def _not_seen_yet(

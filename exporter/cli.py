@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ import uvicorn
 
 from exporter import __version__
 from exporter.config import ConfigError, load_config, parse_listen_address
+from exporter.simulator.profiles import PROFILES
 
 log = logging.getLogger("exporter")
 
@@ -57,31 +59,49 @@ def main() -> None:
     """Prometheus exporter for Veeam Backup Enterprise Manager cloud failover."""
 
 
+def _settings_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `run` reads its settings from; `doctor` and `capture` take the same ones."""
+    for option in reversed(_SETTINGS_OPTIONS):
+        command = option(command)
+    return command
+
+
+_SETTINGS_OPTIONS = [
+    click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file."),
+    click.option(
+        "--em-url", envvar="VEEAM_EM_URL", help="EM address, e.g. https://em.example:9398 [VEEAM_EM_URL]"
+    ),
+    click.option("--em-username", envvar="VEEAM_EM_USERNAME", help="EM user [VEEAM_EM_USERNAME]"),
+    click.option(
+        "--em-password-file",
+        type=click.Path(dir_okay=False),
+        help="File holding the EM password (or set VEEAM_EM_PASSWORD).",
+    ),
+    click.option(
+        "--em-ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify EM's certificate."
+    ),
+    click.option(
+        "--em-insecure-skip-verify",
+        is_flag=True,
+        default=None,
+        help="Do not verify EM's TLS certificate. Dangerous; prefer --em-ca-file.",
+    ),
+    click.option(
+        "--listen-address",
+        envvar="VEEAM_EXPORTER_LISTEN_ADDRESS",
+        help="host:port to serve on (default 0.0.0.0:9849) [VEEAM_EXPORTER_LISTEN_ADDRESS]",
+    ),
+    click.option(
+        "--poll-interval", type=float, help="Seconds between polls while a failover runs (default 10)."
+    ),
+    click.option(
+        "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Default info."
+    ),
+]
+
+
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file.")
-@click.option(
-    "--em-url", envvar="VEEAM_EM_URL", help="EM address, e.g. https://em.example:9398 [VEEAM_EM_URL]"
-)
-@click.option("--em-username", envvar="VEEAM_EM_USERNAME", help="EM user [VEEAM_EM_USERNAME]")
-@click.option(
-    "--em-password-file",
-    type=click.Path(dir_okay=False),
-    help="File holding the EM password (or set VEEAM_EM_PASSWORD).",
-)
-@click.option("--em-ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify EM's certificate.")
-@click.option(
-    "--em-insecure-skip-verify",
-    is_flag=True,
-    default=None,
-    help="Do not verify EM's TLS certificate. Dangerous; prefer --em-ca-file.",
-)
-@click.option(
-    "--listen-address",
-    envvar="VEEAM_EXPORTER_LISTEN_ADDRESS",
-    help="host:port to serve on (default 0.0.0.0:9849) [VEEAM_EXPORTER_LISTEN_ADDRESS]",
-)
-@click.option("--poll-interval", type=float, help="Seconds between polls while a failover runs (default 10).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Default info.")
+@_settings_options
 def run(config_path: str | None, **overrides: Any) -> None:
     """Run the exporter against a real Enterprise Manager."""
     try:
@@ -116,6 +136,35 @@ def run(config_path: str | None, **overrides: Any) -> None:
 
 
 @main.command()
+@_settings_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
+def doctor(config_path: str | None, as_json: bool, **overrides: Any) -> None:
+    """Check first contact with a real Enterprise Manager, with the settings `run` would use.
+
+    One line per check (OK, WARN, FAIL, SKIP) with what to do; exit code 0 when no check failed."""
+    import json
+
+    from exporter import doctor as checks
+
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigError as exc:
+        raise click.UsageError(f"config: {exc}") from None
+    _setup_logging("error")  # the checks say what went wrong; log lines would repeat it
+    done: list[checks.Check] = []
+    for check in checks.run_checks(config):
+        done.append(check)
+        if not as_json:
+            click.echo(check.line())
+    counts = {s: sum(c.status == s for c in done) for s in ("OK", "WARN", "FAIL", "SKIP")}
+    if as_json:
+        click.echo(json.dumps({"passed": checks.passed(done), "checks": checks.as_json(done)}, indent=2))
+    else:
+        click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+    sys.exit(0 if checks.passed(done) else 1)
+
+
+@main.command()
 @click.option(
     "--scenario",
     default="demo",
@@ -124,22 +173,28 @@ def run(config_path: str | None, **overrides: Any) -> None:
 )
 @click.option("--listen-address", default="127.0.0.1:9398", show_default=True, help="host:port to serve on.")
 @click.option("--time-scale", type=float, help="Override the scenario's time scale.")
-def simulate(scenario: str, listen_address: str, time_scale: float | None) -> None:
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
+)
+def simulate(scenario: str, listen_address: str, time_scale: float | None, profile: str | None) -> None:
     """Run the EM simulator alone (plain HTTP)."""
     _setup_logging("info")
-    sim = _simulator(scenario, time_scale)
+    sim = _simulator(scenario, time_scale, profile)
     try:
         host, port = parse_listen_address(listen_address)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(
-        f"EM simulator ({sim.world.scenario.name}) on http://{host}:{port}/api/ ; "
+        f"EM simulator ({sim.world.scenario.name}, profile {sim.profile.name}) "
+        f"on http://{host}:{port}/api/ ; "
         f"logon user(s): {', '.join(sim.world.scenario.users)}"
     )
     uvicorn.run(sim.app, host=host, port=port, log_level="warning", access_log=False)
 
 
-def _simulator(scenario: str, time_scale: float | None) -> Any:
+def _simulator(scenario: str, time_scale: float | None, profile: str | None = None) -> Any:
     import dataclasses
 
     from exporter.simulator import Simulator, World, load_scenario
@@ -153,6 +208,8 @@ def _simulator(scenario: str, time_scale: float | None) -> Any:
         if time_scale <= 0:
             raise click.UsageError("--time-scale: must be positive")
         sc = dataclasses.replace(sc, time_scale=time_scale)
+    if profile is not None:
+        sc = dataclasses.replace(sc, profile=PROFILES[profile])
     return Simulator(World(sc))
 
 
@@ -162,7 +219,12 @@ def _simulator(scenario: str, time_scale: float | None) -> Any:
     "--listen-address", default="127.0.0.1:9849", show_default=True, help="Where the exporter serves."
 )
 @click.option("--time-scale", type=float, help="Override the scenario's time scale.")
-def demo(scenario: str, listen_address: str, time_scale: float | None) -> None:
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
+)
+def demo(scenario: str, listen_address: str, time_scale: float | None, profile: str | None) -> None:
     """Simulated EM plus exporter in one process, on loopback."""
     from exporter.config import Config, EMSettings, PollSettings
     from exporter.secret import Secret
@@ -170,7 +232,7 @@ def demo(scenario: str, listen_address: str, time_scale: float | None) -> None:
     from exporter.service import Exporter
 
     _setup_logging("info")
-    sim = _simulator(scenario, time_scale)
+    sim = _simulator(scenario, time_scale, profile)
     user, password = next(iter(sim.world.scenario.users.items()))
     em_server = ServerThread(sim.app).start()
     try:

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.actions import Actions
-from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask
+from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask, plan_name_conflicts
 from exporter.em.parse import point_time_from_name
 from exporter.snapshot import Snapshot, Store
 from exporter.textformat import RowGauge
@@ -123,14 +123,31 @@ class FailoverCollector(Collector):
 
 def failover_families(snap: Snapshot) -> Iterator[Metric]:
     yield from _plan_families(_unique_plans(snap.plans))
+    yield _conflict_family(snap.plans)
     yield from _session_families(snap)
 
 
 def _unique_plans(plans: Iterable[Plan]) -> list[Plan]:
+    # Sessions name their plan only by name, so series are per (backup server, plan name): where two
+    # plans share one, the first EM lists is shown and veeam_failover_plan_name_conflicts says so.
     seen: dict[tuple[str, str], Plan] = {}
     for p in plans:
-        seen.setdefault((p.backup_server, p.name), p)  # two plans with one name would make duplicate series
+        seen.setdefault((p.backup_server, p.name), p)
     return list(seen.values())
+
+
+def _conflict_family(plans: tuple[Plan, ...]) -> Metric:
+    family = RowGauge(
+        "veeam_failover_plan_name_conflicts",
+        "Plan names on this backup server that more than one plan has (different tenants). Sessions "
+        "of such plans cannot be told apart: series show the first plan EM lists; start them by ID."
+        + _CACHED,
+        labels=["backup_server"],
+    )
+    conflicts = plan_name_conflicts(plans)
+    for server in sorted({p.backup_server for p in plans}):
+        family.add_metric([server], len(conflicts.get(server, {})))
+    return family
 
 
 def _plan_families(plans: list[Plan]) -> Iterator[Metric]:

@@ -44,6 +44,10 @@ class PollSettings:
     # every 15 minutes by default, so a session can appear with a CreationTime that far in the past.
     session_lookback_seconds: float = 1800.0
     history_seconds: float = 30 * 86400.0  # the first poll looks this far back for each plan's latest session
+    # Session queries ask this much further back than needed, then filter exactly on CreationTimeUTC:
+    # before 13.x EM does not document whether a DateTime filter value is UTC or the server's local
+    # time, and UTC offsets reach 14 h. 0 trusts the server to read UTC.
+    filter_time_slack_seconds: float = 14 * 3600.0
     max_backoff_seconds: float = 300.0
     # While EM cannot be read, the last known failover data stays on /metrics this long (its age is
     # time() - veeam_em_last_successful_poll_timestamp_seconds), then it is dropped, not shown as current.
@@ -77,7 +81,9 @@ class ActionSettings:
     audit_log: str | None = None
     alertmanager_plan_label: str = "veeam_failover_plan"
     max_body_bytes: int = 256 * 1024
-    task_timeout_seconds: float = 600.0
+    # How long a start's EM task is followed. EM reports OperationFinished until its next collection
+    # from the backup server (15 minutes by default), so this covers one collection and some.
+    task_timeout_seconds: float = 1200.0
     task_poll_interval_seconds: float = 2.0
     # plan name or ID -> fail over to a point at least this old (ransomware recovery), instead of the latest
     restore_point_min_age_seconds: dict[str, float] = field(default_factory=dict)
@@ -313,6 +319,7 @@ def build_config(
         idle_interval_seconds=_number(poll, "idle_interval_seconds", "poll", 60.0, minimum=1),
         session_lookback_seconds=_number(poll, "session_lookback_seconds", "poll", 1800.0, minimum=0),
         history_seconds=_number(poll, "history_seconds", "poll", 30 * 86400.0, minimum=60),
+        filter_time_slack_seconds=_number(poll, "filter_time_slack_seconds", "poll", 14 * 3600.0, minimum=0),
         point_queries_per_poll=int(
             _number(poll, "point_queries_per_poll", "poll", 2, minimum=1, integer=True)
         ),
@@ -477,7 +484,7 @@ def _actions(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
         alertmanager_plan_label=label,
         max_body_bytes=int(_number(d, "max_body_bytes", "actions", 256 * 1024, minimum=1024, integer=True)),
         task_poll_interval_seconds=_number(d, "task_poll_interval_seconds", "actions", 2.0, minimum=0.05),
-        task_timeout_seconds=_number(d, "task_timeout_seconds", "actions", 600.0, minimum=1),
+        task_timeout_seconds=_number(d, "task_timeout_seconds", "actions", 1200.0, minimum=1),
         restore_point_min_age_seconds=policies,
     )
 

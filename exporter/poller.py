@@ -10,6 +10,12 @@ one per VM or session:
   window (a page of one reference: PagesCount is the count). The same count as the last full read means
   nothing new, and the poll's second request goes to the plans if due, else to replica points still
   unread. A different count turns the poll into a full one.
+
+The window is asked for `filter_time_slack_seconds` (14 h) wider than needed: EM 13 documents its
+DateTime filters as UTC, but older versions do not say, and a server reading the value as its own local
+time must not hide a session. What the window really is, is then decided here, on `CreationTimeUTC`.
+A quiet poll counts with the very filter value the last full read sent, so however the server reads it,
+the same sessions match; the anchor moves at a full read, at the latest every `session_lookback_seconds`.
 """
 
 from __future__ import annotations
@@ -21,18 +27,29 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import pairwise
 from types import MappingProxyType
 
 from exporter.config import PollSettings
-from exporter.em.client import EP_LOGON, POINTS_PER_QUERY, EMClient, EMError
-from exporter.em.model import Plan, ReplicaPoint, Session
+from exporter.em.client import EP_LOGON, EMClient, EMError
+from exporter.em.model import Plan, Session, plan_name_conflicts
+from exporter.points import ReplicaPointCache
 from exporter.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)
 
 PlanKey = tuple[str, str]  # (backup server, plan name): how EM ties a session to its plan
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """What the last complete read of the session window returned, for quiet polls to compare with."""
+
+    since_sent: float  # the CreationTime value the query carried (widened)
+    count: int  # items EM answered for it (duplicates included: a count query counts them too)
+    ids: frozenset[str]
+    running: bool  # a session in it was still running
 
 
 class Poller:
@@ -46,11 +63,11 @@ class Poller:
         self._latest: dict[PlanKey, Session] = {}
         self._plans: tuple[Plan, ...] = ()
         self._plans_read_at: float | None = None
-        # Every session the last complete read of the window returned: id -> (CreationTime, running).
+        self._conflicts: dict[str, dict[str, int]] = {}
         # None until a read covered the whole window (the first poll stops paging early).
-        self._window: dict[str, tuple[float | None, bool]] | None = None
-        self._points: dict[str, float] = {}
-        self._unresolvable: set[str] = set()
+        self._window: WindowRead | None = None
+        self._count_unreliable = False  # this EM's count answers do not say how many there are
+        self.points = ReplicaPointCache(client, settings.max_concurrent_requests, self._log_limited)
         self._last_success_start: float | None = None
         self._failures = 0
         self._poll_errors: Counter[str] = Counter()
@@ -88,7 +105,7 @@ class Poller:
             up=ok,
             plans=self._plans,
             sessions=tuple(self._latest[k] for k in sorted(self._latest)),
-            restore_points=MappingProxyType(dict(self._points)),
+            restore_points=MappingProxyType(dict(self.points.times)),
             last_success=started if ok else self.store.current().last_success,
             poll_duration=duration,
             poll_requests=self._requests_since(before),
@@ -100,18 +117,18 @@ class Poller:
 
     def _full_poll(self, now: float, before: int) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        seen = set(self._window or ())
+        seen = self._window.ids if self._window is not None else frozenset()
         read_plans = self._plans_due(now)
         if read_plans:
             problems += self._read_plans(now)
-        sessions, session_errors = self._fetch_sessions(self._plans, now)
+        sessions, session_errors, answered = self._fetch_sessions(self._plans, now)
         problems += [("parse", e) for e in session_errors]
         known = {(p.backup_server, p.name) for p in self._plans}
         new = [s for s in sessions if s.id not in seen]
         if not read_plans and any((s.backup_server, s.plan) not in known for s in new):
             problems += self._read_plans(now)  # a new session of a plan we do not know yet
         self._merge(self._plans, sessions)
-        budget = math.ceil(len(sessions) / self.client.page_size) + 2
+        budget = math.ceil(answered / self.client.page_size) + 2
         return problems + self._resolve_points(self._spare(budget, before))
 
     def _spare(self, budget: int, before: int) -> int:
@@ -132,24 +149,41 @@ class Poller:
         plans, errors = self.client.plans()
         self._plans = tuple(plans)
         self._plans_read_at = now
+        conflicts = plan_name_conflicts(self._plans)
+        if conflicts != self._conflicts:
+            self._conflicts = conflicts
+            for server, names in sorted(conflicts.items()):
+                log.warning(
+                    "backup server %r has several cloud failover plans named %s (different tenants): "
+                    "their sessions cannot be told apart by name; metrics show the first plan EM lists, "
+                    "and a start must name the plan by ID",
+                    server,
+                    ", ".join(repr(n) for n in sorted(names)),
+                )
         return [("parse", e) for e in errors]
 
     def _quiet(self) -> bool:
         """Nothing runs: every session of the last complete window read, and every plan's latest, finished."""
         return (
             self._window is not None
-            and not any(running for _, running in self._window.values())
+            and not self._window.running
             and not any(s.active for s in self._latest.values())
         )
 
     def _nothing_new(self, now: float) -> bool:
-        """One small request: does EM hold exactly the sessions the last full read saw in the window?"""
-        since = self._since(now)
-        # EM compares against the filter's whole seconds: count the same way
-        floor = float(int(since))
-        assert self._window is not None
-        expected = sum(1 for start, _ in self._window.values() if start is None or start >= floor)
-        return self.client.session_count(since) == expected
+        """One small request: does EM hold exactly the sessions the last full read got for its filter?"""
+        window = self._window
+        assert window is not None
+        if self._count_unreliable:
+            return False
+        if window.since_sent < self._since_sent(now) - self.settings.session_lookback_seconds:
+            return False  # time to move the anchor: a full read
+        count = self.client.session_count(window.since_sent)
+        if count is None:
+            self._count_unreliable = True
+            log.info("EM's query answers do not say how many sessions there are: every poll reads them")
+            return False
+        return count == window.count
 
     def _quiet_poll(self, now: float, before: int) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -186,14 +220,20 @@ class Poller:
                 since = min(since, s.start if s.start is not None else now - self.settings.history_seconds)
         return since
 
-    def _fetch_sessions(self, plans: tuple[Plan, ...], now: float) -> tuple[list[Session], list[str]]:
+    def _since_sent(self, now: float) -> float:
+        return float(int(self._since(now) - self.settings.filter_time_slack_seconds))
+
+    def _fetch_sessions(self, plans: tuple[Plan, ...], now: float) -> tuple[list[Session], list[str], int]:
+        """The sessions of the window (exactly, by CreationTimeUTC), the items EM could not read, and how
+        many items EM answered for the widened query."""
         initial = self._last_success_start is None
         wanted = {(p.backup_server, p.name) for p in plans}
         found: set[PlanKey] = set()
         sessions: list[Session] = []
         errors: list[str] = []
         newest_first = True
-        for page in self.client.session_pages(self._since(now)):
+        since_sent = self._since_sent(now)
+        for page in self.client.session_pages(since_sent):
             starts = [s.start or 0.0 for s in sessions[-1:] + list(page.items)]
             newest_first = newest_first and all(a >= b for a, b in pairwise(starts))
             sessions.extend(page.items)
@@ -205,8 +245,16 @@ class Poller:
             if initial and newest_first and wanted <= found:
                 break
         else:
-            self._window = {s.id: (s.start, s.active) for s in sessions}
-        return sessions, errors
+            self._window = WindowRead(
+                since_sent=since_sent,
+                count=len(sessions) + len(errors),
+                ids=frozenset(s.id for s in sessions),
+                running=any(s.active for s in sessions),
+            )
+        answered = len(sessions) + len(errors)
+        # EM compares whole seconds; so do we. A session without a CreationTime is kept (cannot tell).
+        floor = float(int(self._since(now)))
+        return [s for s in sessions if s.start is None or s.start >= floor], errors, answered
 
     def _merge(self, plans: tuple[Plan, ...], sessions: list[Session]) -> None:
         known = {(p.backup_server, p.name) for p in plans}
@@ -227,40 +275,7 @@ class Poller:
 
     def _resolve_points(self, queries: int) -> list[tuple[str, str]]:
         needed = {t.restore_point_id for s in self._latest.values() for t in s.tasks if t.restore_point_id}
-        # Keep only points of the sessions shown, so memory follows the plans, not the history.
-        self._points = {pid: t for pid, t in self._points.items() if pid in needed}
-        self._unresolvable &= needed
-        new = sorted(needed - self._points.keys() - self._unresolvable)
-        if not new or queries <= 0:
-            return []
-        # A budget per poll: the rest waits for the next poll (shown from the point's name meanwhile).
-        batch = new[: queries * POINTS_PER_QUERY]
-        chunks = [batch[i : i + POINTS_PER_QUERY] for i in range(0, len(batch), POINTS_PER_QUERY)]
-        problems: list[tuple[str, str]] = []
-        with ThreadPoolExecutor(max_workers=min(len(chunks), self.settings.max_concurrent_requests)) as pool:
-            for chunk, outcome in zip(chunks, pool.map(self._query_points, chunks), strict=True):
-                if isinstance(outcome, EMError):
-                    if outcome.reason == "http_4xx":
-                        # This EM cannot look points up that way: use the time in the point's name.
-                        self._unresolvable.update(chunk)
-                        self._log_limited(
-                            "points", f"cannot read replica points ({outcome}); using their names"
-                        )
-                    else:
-                        problems.append((outcome.reason, str(outcome)))
-                    continue
-                points, errors = outcome
-                for p in points:
-                    self._points[p.id] = p.created
-                self._unresolvable.update(set(chunk) - self._points.keys())
-                problems += [("parse", e) for e in errors]
-        return problems
-
-    def _query_points(self, chunk: list[str]) -> tuple[list[ReplicaPoint], tuple[str, ...]] | EMError:
-        try:
-            return self.client.replica_points(chunk)
-        except EMError as exc:
-            return exc
+        return self.points.resolve(needed, queries)
 
     # -- logging ---------------------------------------------------------------------------
 

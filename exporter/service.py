@@ -14,7 +14,7 @@ from exporter.actions import Actions
 from exporter.actions_web import action_routes
 from exporter.collector import ActionsCollector, FailoverCollector, HealthCollector
 from exporter.config import Config
-from exporter.em.client import EMClient, tls_verify
+from exporter.em.client import client_for
 from exporter.exposition import Exposition, Split
 from exporter.offload import Offload
 from exporter.poller import Poller
@@ -58,16 +58,7 @@ class Exporter:
             )
         # Optionally, large EM answers are parsed and large expositions rendered in a helper process.
         self.offload = Offload() if config.helper_process else None
-        self.client = EMClient(
-            em.url,
-            em.username,
-            em.password,
-            verify=tls_verify(em.ca_file, em.insecure_skip_verify),
-            timeout=em.timeout_seconds,
-            max_body_bytes=em.max_body_bytes,
-            page_size=em.page_size,
-            offload=self.offload,
-        )
+        self.client = client_for(em, self.offload)
         self.store = Store()
         self.poller = Poller(self.client, config.poll, self.store)
         self.actions = None

@@ -195,7 +195,7 @@ def test_query_filter_sort_and_paging() -> None:
         assert (page.page_num, page.pages_count) == (1, 2)
         assert [s.plan for s in page.items] == ["P1"]
         assert page.next_path is not None and "page=2" in page.next_path and "filter=Result" in page.next_path
-        r2 = httpx.get(sim.url + page.next_path, headers=h)
+        r2 = httpx.get(page.next_path, headers=h)
         assert [s.plan for s in parse.parse_session_query(r2.content).items] == ["P3"]
         js = httpx.get(
             sim.url + "/api/query",
@@ -253,7 +253,9 @@ def test_fault_switches_over_http(sim: RunningSim) -> None:
             {"plans": [{"name": "x", "vms": [{"name": "a", "result": "Great"}]}]},
             "plans[0].vms[0].result: must be one of",
         ),
-        ({"plans": [{"name": "x"}, {"name": "x"}]}, "two plans share a name"),
+        ({"plans": [{"name": "x"}, {"name": "x"}]}, "one tenant has two plans of one name"),
+        ({"profile": "em7"}, "profile: unknown EM profile 'em7'"),
+        ({"roles": {"admin": "root"}}, "roles: must map user names to one of"),
         ({"time_scale": -2}, "time_scale: must be a non-negative number"),
         ({"sessions": [{"id": "s", "plan": "ghost"}]}, "unknown plan 'ghost'"),
     ],

@@ -5,15 +5,17 @@ Thread-safe: the poller and the action endpoints share one client and one EM log
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import ssl
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -23,12 +25,16 @@ from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
 from exporter.offload import Offload
 from exporter.secret import Secret
 
+if TYPE_CHECKING:
+    from exporter.config import EMSettings
+
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 XML = "application/xml"
 TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name
 # Route templates for the `endpoint` label: never an ID, so the label set stays bounded.
+EP_ROOT = "/api/"
 EP_LOGON = "/api/sessionMngr"
 EP_LOGOUT = "/api/logonSessions/{id}"
 EP_PLANS = "/api/cloud/cloudFailoverPlans"
@@ -36,6 +42,7 @@ EP_START = "/api/cloud/cloudFailoverPlans/{id}?action=start"
 EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
 EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
 EP_POINT_QUERY = "/api/query?type=CloudVmReplicaPoint"
+EP_POINT = "/api/cloud/vmReplicaPoints/{id}"
 EP_TASK = "/api/tasks/{id}"
 
 # EM has no documented way to fetch many points by ID; OR-ing UID filters keeps it to one request
@@ -107,8 +114,48 @@ def tls_verify(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContex
 
 
 def em_time(ts: float) -> str:
-    """Unix seconds -> the UTC form EM's query filters take."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """Unix seconds -> the UTC form EM's query filters document (13.x: "accepts only UTC-formatted
+    DateTime values", e.g. 2025-08-15T06:00:00Z). Whole seconds: EM compares on them."""
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def creation_filter(since: float) -> str:
+    """EM's filter syntax as its own links write it: `field>=value`, the value in double quotes."""
+    return f'CreationTime>="{em_time(since)}"'
+
+
+class _NoCookies(http.cookiejar.CookiePolicy):
+    """EM also sets its token as a cookie, and a cookie wins over the header (documented): a kept
+    cookie could send a stale token after a fresh logon. The header alone carries our session."""
+
+    netscape = True
+    rfc2965 = hide_cookie2 = False
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: urllib.request.Request) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: urllib.request.Request) -> bool:
+        return False
+
+
+def client_for(em: EMSettings, offload: Offload | None = None) -> EMClient:
+    """The client for these settings: the one `run`, `doctor` and `capture` all use."""
+    return EMClient(
+        em.url,
+        em.username,
+        em.password,
+        verify=tls_verify(em.ca_file, em.insecure_skip_verify),
+        timeout=em.timeout_seconds,
+        max_body_bytes=em.max_body_bytes,
+        page_size=em.page_size,
+        offload=offload,
+    )
 
 
 class EMClient:
@@ -141,7 +188,10 @@ class EMClient:
             timeout=httpx.Timeout(timeout),
             headers={"Accept": XML, "User-Agent": "veeam-failover-exporter"},
             follow_redirects=False,
+            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
         )
+        # Sees every answer but the logon's and the logout's (`capture`); never any header.
+        self.recorder: Callable[[str, str, int, str, bytes], None] | None = None
         self._token: str | None = None
         self._logon_id: str | None = None
         self._logon_lock = threading.Lock()
@@ -187,22 +237,29 @@ class EMClient:
         self._logon_id = session.session_id
         log.info("logged on to EM %s as %s", self.base_url, self._username)
 
-    def logout(self) -> None:
-        """End our EM logon session so it does not linger for EM's 15-minute idle timeout."""
+    def logout(self) -> bool:
+        """End our EM logon session so it does not linger for EM's 15-minute idle timeout. False if EM
+        did not confirm it (logged, never raised: this runs on the way out)."""
         with self._logon_lock:
             token, logon_id = self._token, self._logon_id
             self._token = self._logon_id = None
-        if token and logon_id:
-            try:
-                self._send(
-                    "DELETE",
-                    f"/logonSessions/{quote(logon_id, safe='')}",
-                    EP_LOGOUT,
-                    headers={TOKEN_HEADER: token},
-                )
-                log.info("logged out of EM")
-            except EMError as exc:
-                log.warning("EM logout failed: %s", exc)
+        if not (token and logon_id):
+            return True
+        try:
+            resp, _ = self._send(
+                "DELETE",
+                f"/logonSessions/{quote(logon_id, safe='')}",
+                EP_LOGOUT,
+                headers={TOKEN_HEADER: token},
+            )
+        except EMError as exc:
+            log.warning("EM logout failed: %s", exc)
+            return False
+        if resp.status_code not in (200, 204):
+            log.warning("EM logout answered HTTP %d", resp.status_code)
+            return False
+        log.info("logged out of EM")
+        return True
 
     def close(self) -> None:
         self.logout()
@@ -252,6 +309,8 @@ class EMClient:
             raise EMError("protocol", f"{endpoint}: {type(exc).__name__}: {_short(exc)}") from None
         body = b"".join(chunks)
         self.stats.count(endpoint, str(resp.status_code), len(body))
+        if self.recorder is not None and endpoint not in (EP_LOGON, EP_LOGOUT):
+            self.recorder(method, path, resp.status_code, resp.headers.get("content-type", ""), body)
         return resp, body
 
     def _request(
@@ -321,29 +380,47 @@ class EMClient:
             "pageSize": str(self.page_size),
         }
         if since is not None:
-            params["filter"] = f'CreationTime>="{em_time(since)}"'
+            params["filter"] = creation_filter(since)
         yield from self._pages(
             "/query?" + urlencode(params, quote_via=quote), EP_SESSION_QUERY, parse.parse_session_query
         )
 
-    def session_count(self, since: float) -> int:
+    def session_count(self, since: float) -> int | None:
         """How many failover sessions were created at or after `since`, in one small request: a page of
-        one reference, whose PagesCount is then the number of sessions."""
+        one reference, whose PagesCount is then the number of sessions. None when this answer cannot
+        say (the caller then reads the sessions themselves)."""
+        return count_from_page(self.session_reference_page(creation_filter(since), page_size=1))
+
+    def session_reference_page(self, flt: str, page_size: int) -> Page[str]:
+        """The first page of session references matching an EM filter expression."""
         params = {
             "type": "CloudFailoverSession",
             "format": "References",
-            "filter": f'CreationTime>="{em_time(since)}"',
-            "pageSize": "1",
+            "filter": flt,
+            "pageSize": str(page_size),
         }
-        page = self._get_parsed(
+        return self._get_parsed(
             "/query?" + urlencode(params, quote_via=quote), EP_SESSION_COUNT, parse.parse_reference_query
         )
-        return page.pages_count if page.items or page.errors else 0
+
+    def api_versions(self) -> tuple[str, ...]:
+        """`GET /api/` (no logon needed): the API versions this EM offers."""
+        resp, body = self._send("GET", "/", EP_ROOT)
+        if resp.status_code != 200:
+            msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
+            raise EMError("http_4xx" if resp.status_code < 500 else "http_5xx", f"GET /api/: {msg}")
+        try:
+            return parse.parse_api_versions(body)
+        except parse.ParseError as exc:
+            raise EMError("parse", f"GET /api/: {exc}") from None
 
     def _pages(self, path: str, endpoint: str, parser: Callable[[bytes], Page[_T]]) -> Iterator[Page[_T]]:
+        """Every page of a query, following `Next`. No `Next`, or a page with no items, ends the result
+        whatever PagesCount says: EM versions differ on empty results (PagesCount 0 or 1, or no
+        PagingInfo at all), and none of those is an error."""
         seen: set[str] = set()
         next_path: str | None = path
-        announced: int | None = None  # PagesCount on the first page
+        announced: int | None = None  # PagesCount on the first page, if it gave one
         while next_path is not None:
             if len(seen) >= self._max_pages:
                 raise EMError(
@@ -352,33 +429,45 @@ class EMClient:
             seen.add(next_path)
             page = self._get_parsed(next_path, endpoint, parser)
             announced = page.pages_count if announced is None else announced
-            if len(seen) > announced:
+            if announced and len(seen) > announced:
                 # an EM that pages forever: it said how many pages there are, believe that
                 raise EMError("paging", f"{endpoint}: EM offers page {len(seen)} of {announced}; stopped")
             yield page
-            next_path = self._api_relative(page.next_path)
+            if not page.items and not page.errors:
+                return
+            next_path = self.api_relative(page.next_path)
             if next_path in seen:
                 raise EMError("paging", f"{endpoint}: the Next link points back to a page already read")
-            if next_path is not None and not page.items and not page.errors:
-                raise EMError("paging", f"{endpoint}: an empty page with a Next link; stopped")
 
-    def _api_relative(self, path: str | None) -> str | None:
-        # Follow EM's links on *our* base URL: behind a proxy EM names hosts we cannot reach.
-        if path is None:
+    def api_relative(self, link: str | None) -> str | None:
+        """An EM link, made relative to our base URL's `/api`. EM writes absolute links naming the host
+        it believes it has (often `localhost`) and no path prefix a reverse proxy in front of it adds,
+        so only what follows `/api/` in the link is used."""
+        if link is None:
             return None
+        parts = urlsplit(link)
+        path = parts.path
         base_path = urlsplit(self.base_url).path
-        if not path.startswith(base_path + "/"):
-            raise EMError("paging", "EM paging link outside the API path")
-        return path[len(base_path) :]
+        if path.startswith(base_path + "/"):
+            rest = path[len(base_path) :]
+        elif "/api/" in path:
+            rest = path[path.index("/api/") + len("/api") :]
+        else:
+            raise EMError("paging", "EM link outside the API path")
+        return rest + ("?" + parts.query if parts.query else "")
 
-    def replica_points(self, ids: Iterable[str]) -> tuple[list[ReplicaPoint], tuple[str, ...]]:
-        """The replica points with these IDs, one query per POINTS_PER_QUERY of them."""
+    def replica_points(
+        self, ids: Iterable[str], form: str = "urn"
+    ) -> tuple[list[ReplicaPoint], tuple[str, ...]]:
+        """The replica points with these IDs, one query per POINTS_PER_QUERY of them. `form` is how the
+        UID values are written: "urn" (`urn:veeam:CloudVmReplicaPoint:<id>`) or "guid" (bare)."""
         wanted = sorted(set(ids))
         points: list[ReplicaPoint] = []
         errors: list[str] = []
+        prefix = "urn:veeam:CloudVmReplicaPoint:" if form == "urn" else ""
         for i in range(0, len(wanted), POINTS_PER_QUERY):
             chunk = wanted[i : i + POINTS_PER_QUERY]
-            flt = ",".join(f'UID=="urn:veeam:CloudVmReplicaPoint:{pid}"' for pid in chunk)
+            flt = ",".join(f'UID=="{prefix}{pid}"' for pid in chunk)
             params = {
                 "type": "CloudVmReplicaPoint",
                 "format": "Entities",
@@ -393,6 +482,19 @@ class EMClient:
                 points.extend(page.items)
                 errors.extend(page.errors)
         return points, tuple(errors)
+
+    def replica_point(self, point_id: str) -> ReplicaPoint | None:
+        """`GET /cloud/vmReplicaPoints/{id}?format=Entity`; None if EM has no such point (404)."""
+        try:
+            return self._get_parsed(
+                f"/cloud/vmReplicaPoints/{quote(point_id, safe='')}?format=Entity",
+                EP_POINT,
+                parse.parse_replica_point,
+            )
+        except EMError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def start_plan(self, plan_id: str, start_date: datetime | None = None) -> Task:
         """POST ?action=start. XML elements in XSD order; exactly one of StartNow / StartDate."""
@@ -420,6 +522,20 @@ class EMClient:
 
     def task(self, task_id: str) -> Task:
         return self._get_parsed(f"/tasks/{quote(task_id, safe='')}", EP_TASK, parse.parse_task)
+
+
+def count_from_page(page: Page[str]) -> int | None:
+    """The number of items a query has, from its first page asked with pageSize=1: the page's item
+    count when everything fits on it, PagesCount when EM paged at one item, None when the answer does
+    not say (no PagingInfo but a Next link; or more than one item and more pages)."""
+    n = len(page.items) + len(page.errors)
+    if n == 0:
+        return 0
+    if n == 1 and page.pages_count is not None:
+        return max(page.pages_count, 1)
+    if page.next_path is None and (page.pages_count is None or page.pages_count <= 1):
+        return n  # EM ignored pageSize and answered all of them
+    return None
 
 
 def _short(exc: BaseException) -> str:

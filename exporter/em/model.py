@@ -32,6 +32,21 @@ class Plan:
     vms: tuple[str, ...]
 
 
+def plan_name_conflicts(plans: tuple[Plan, ...] | list[Plan]) -> dict[str, dict[str, int]]:
+    """Backup server -> plan name -> how many plans have it, for names more than one plan has.
+
+    EM ties a failover session to its plan by name only (a session carries no plan ID), and does not
+    document plan names as unique on a backup server: two tenants may each have a plan of one name."""
+    counts: dict[tuple[str, str], int] = {}
+    for p in plans:
+        counts[(p.backup_server, p.name)] = counts.get((p.backup_server, p.name), 0) + 1
+    out: dict[str, dict[str, int]] = {}
+    for (server, name), n in counts.items():
+        if n > 1:
+            out.setdefault(server, {})[name] = n
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class VmTask:
     vm: str
@@ -84,6 +99,6 @@ class Page(Generic[T]):
 
     items: tuple[T, ...]
     page_num: int
-    pages_count: int
-    next_path: str | None
+    pages_count: int | None  # None: EM sent no PagingInfo (or no PagesCount)
+    next_path: str | None  # the Next link as EM wrote it (absolute, naming EM's idea of its host)
     errors: tuple[str, ...] = ()  # items that could not be read, one message each

@@ -28,7 +28,8 @@ _NEVER_BEFORE = calendar.timegm((1900, 1, 1, 0, 0, 0))
 _ISO_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$"
 )
-_POINT_NAME_RE = re.compile(r"@(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+# EM 13 writes fractions of a second into point names: `vm@2025-08-15 20:00:24.003406`
+_POINT_NAME_RE = re.compile(r"@(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
 
 
 class ParseError(ValueError):
@@ -115,11 +116,16 @@ def parse_time(value: str | None) -> float | None:
 
 
 def point_time_from_name(name: str | None) -> float | None:
-    """`vm@YYYY-MM-DD HH:MM:SS` -> Unix seconds, read as UTC (the name carries no zone)."""
+    """`vm@YYYY-MM-DD HH:MM:SS[.ffffff]` -> Unix seconds, read as UTC (the name carries no zone)."""
     if not name:
         return None
     m = _POINT_NAME_RE.search(name)
-    return None if m is None else _utc_seconds(m.groups())
+    if m is None:
+        return None
+    base = _utc_seconds(m.groups()[:6])
+    if base is None or not m.group(7):
+        return base
+    return base + float("0." + m.group(7))
 
 
 def _utc_seconds(fields: tuple[str | Any, ...]) -> float | None:
@@ -193,6 +199,15 @@ def parse_error_message(body: bytes, content_type: str = "") -> str:
     if _local(root.tag) == "Error" and root.get("Message"):
         return (root.get("Message") or "")[:300]
     return "error body without a message"
+
+
+def parse_api_versions(body: bytes) -> tuple[str, ...]:
+    """`GET /api/` -> the names of the SupportedVersions EM lists (e.g. v1_5, v1_6, v1_7)."""
+    root = _root(body, "EnterpriseManager")
+    versions = _child(root, "SupportedVersions")
+    if versions is None:
+        return ()
+    return tuple(v.get("Name") or "" for v in _children(versions, "SupportedVersion") if v.get("Name"))
 
 
 def parse_logon_session(body: bytes) -> LogonSession:
@@ -287,21 +302,22 @@ def parse_session(body: bytes) -> Session:
     return _session(_root(body, "CloudFailoverSession"))
 
 
-def _paging(root: ET.Element) -> tuple[int, int, str | None]:
+def _paging(root: ET.Element) -> tuple[int, int | None, str | None]:
+    """PageNum, PagesCount (None when EM gives none) and the Next link as EM wrote it."""
     info = _child(root, "PagingInfo")
     if info is None:
-        return 1, 1, None
+        return 1, None, None
     try:
         page_num = int(info.get("PageNum") or 1)
-        pages_count = int(info.get("PagesCount") or 1)
+        raw_count = info.get("PagesCount")
+        pages_count = None if raw_count is None or not raw_count.strip() else int(raw_count)
     except ValueError:
         raise ParseError("PagingInfo: PageNum/PagesCount not numbers") from None
-    next_path = None
+    next_link = None
     for link in _links(info):
         if link.get("Rel") == "Next" and link.get("Href"):
-            parts = urlsplit(link.get("Href") or "")
-            next_path = parts.path + ("?" + parts.query if parts.query else "")
-    return page_num, pages_count, next_path
+            next_link = link.get("Href")
+    return page_num, pages_count, next_link
 
 
 def _query_entities(body: bytes, collection: str, item: str, read: Callable[[ET.Element], T]) -> Page[T]:
@@ -338,6 +354,14 @@ def _replica_point(el: ET.Element) -> ReplicaPoint:
     if created is None:
         raise ParseError("CloudVmReplicaPoint: no CreationTimeUTC")
     return ReplicaPoint(id=_entity_id(el), name=el.get("Name") or "", created=created)
+
+
+def parse_replica_point(body: bytes) -> ReplicaPoint:
+    """`GET /cloud/vmReplicaPoints/{id}?format=Entity`."""
+    root = parse_document(body)
+    if _local(root.tag) not in ("CloudVmReplicaPoint", "CloudReplica"):
+        raise ParseError(f"expected <CloudVmReplicaPoint>, got <{_local(root.tag)[:64]}>")
+    return _replica_point(root)
 
 
 def parse_replica_point_query(body: bytes) -> Page[ReplicaPoint]:

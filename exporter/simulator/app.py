@@ -11,7 +11,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,13 +34,18 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-def _base(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}/api"
+def _base(request: Request, link_host: str | None = None) -> str:
+    # Links name the host EM thinks it has, and no path prefix a reverse proxy in front may add.
+    return f"{request.url.scheme}://{link_host or request.url.netloc}/api"
+
+
+_CLOUD_QUERY_TYPES = frozenset({"cloudfailoversession", "cloudfailoverplan", "cloudvmreplicapoint"})
 
 
 class Simulator:
     def __init__(self, world: World) -> None:
         self.world = world
+        self.profile = world.scenario.profile
         routes = [
             Route("/api", self.root, methods=["GET"]),
             Route("/api/", self.root, methods=["GET"]),
@@ -66,6 +71,13 @@ class Simulator:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def _base(self, request: Request) -> str:
+        return _base(request, self.profile.link_host)
+
+    @property
+    def _json_case(self) -> str:
+        return self.world.scenario.json_case or self.profile.json_case
+
     def _respond(
         self,
         request: Request,
@@ -76,12 +88,12 @@ class Simulator:
         headers: dict[str, str] | None = None,
     ) -> Response:
         if _wants_json(request):
-            body = render.json_document(node, self.world.scenario.json_case, collection_item=collection_item)
+            body = render.json_document(node, self._json_case, collection_item=collection_item)
             media = "application/json; charset=utf-8"
         else:
             body = render.xml_document(node)
             media = "application/xml; charset=utf-8"
-        hdrs = {"Server": "Microsoft-HTTPAPI/2.0", **(headers or {})}
+        hdrs = {"Server": self.profile.server_header, **(headers or {})}
         faults: Faults | None = getattr(request.state, "faults", None)
         if faults is not None and status < 300:
             return _faulty(body, status, media, hdrs, faults)
@@ -90,7 +102,7 @@ class Simulator:
     def _error(
         self, request: Request, status: int, message: str, headers: dict[str, str] | None = None
     ) -> Response:
-        hdrs = {"Server": "Microsoft-HTTPAPI/2.0", **(headers or {})}
+        hdrs = {"Server": self.profile.server_header, **(headers or {})}
         if _wants_json(request):
             return Response(
                 render.error_json(status, message),
@@ -106,10 +118,11 @@ class Simulator:
         )
 
     def _count(self, request: Request) -> None:
-        key = f"{request.method} {request.url.path}"
-        if request.url.path == "/api/query":
-            key += f"?type={request.query_params.get('type', '')}"
+        key = f"{request.method} {_path(request)}"
         with self.world.lock:
+            if _path(request) == "/api/query":
+                key += f"?type={request.query_params.get('type', '')}"
+                self.world.queries.append(unquote(request.url.query))
             self.world.requests[key] += 1
 
     async def _fault(self, request: Request) -> Response | None:
@@ -145,13 +158,19 @@ class Simulator:
                     if left <= 0:  # EM restarted, or its idle timeout struck, in the middle of a poll
                         self.world.faults.expire_tokens_in = None
                         self.world.logons.clear()
-            # EM takes the cookie over the header when a client sends both.
-            token = request.cookies.get(TOKEN) or request.headers.get(TOKEN)
+            cookie, header = request.cookies.get(TOKEN), request.headers.get(TOKEN)
+            if request.headers.get("cookie"):
+                with self.world.lock:
+                    self.world.cookie_requests += 1
+            # EM takes the cookie over the header when a client sends both (documented).
+            token = (cookie or header) if self.profile.cookie_wins else (header or cookie)
             logon = self.world.authenticate(token)
             if logon is None:
                 return self._error(
                     request, 401, "Authorization header expected but not found, or found but expired."
                 )
+            if self.world.role(logon.username) == "restore_operator" and _is_cloud(request):
+                return self._error(request, 403, "Access denied.")
             return await handler(request, logon)
 
         return wrapped
@@ -160,7 +179,9 @@ class Simulator:
 
     async def root(self, request: Request) -> Response:
         self._count(request)
-        return self._respond(request, render.enterprise_manager(_base(request)))
+        return self._respond(
+            request, render.enterprise_manager(self._base(request), self.profile.api_versions)
+        )
 
     async def logon(self, request: Request) -> Response:
         self._count(request)
@@ -180,7 +201,10 @@ class Simulator:
         logon = self.world.logon(user, password)
         if logon is None:
             return self._error(request, 401, "Login failed: wrong user name or password.", challenge)
-        base = _base(request)
+        if self.world.role(user) == "none":
+            self.world.logout(logon.session_id, logon)
+            return self._error(request, 403, "Access denied. The account has no Enterprise Manager role.")
+        base = self._base(request)
         return self._respond(
             request,
             render.logon_node(base, logon.session_id, logon.username),
@@ -193,7 +217,7 @@ class Simulator:
         )
 
     async def list_logons(self, request: Request, caller: Logon) -> Response:
-        base = _base(request)
+        base = self._base(request)
         with self.world.lock:
             mine = [lg for lg in self.world.logons.values() if lg.username == caller.username]
         return self._respond(
@@ -210,7 +234,7 @@ class Simulator:
     # -- plans ----------------------------------------------------------------------------------
 
     async def plans(self, request: Request, caller: Logon) -> Response:
-        base = _base(request)
+        base = self._base(request)
         plans = list(self.world.plans.values())
         if request.query_params.get("format", "").lower() == "entity":
             return self._respond(
@@ -228,7 +252,7 @@ class Simulator:
         plan = self.world.plans.get(request.path_params["id"])
         if plan is None:
             return self._error(request, 404, "Cloud failover plan not found.")
-        base = _base(request)
+        base = self._base(request)
         if request.query_params.get("format", "").lower() == "entity":
             return self._respond(request, render.plan_entity(base, plan))
         return self._respond(request, render.plan_ref(base, plan))
@@ -246,19 +270,23 @@ class Simulator:
         task = self.world.start_plan(request.path_params["id"], start_now, start_date, caller)
         if task is None:
             return self._error(request, 404, "Cloud failover plan not found.")
-        return self._respond(request, render.task_node(_base(request), task, finished=False), 202)
+        return self._respond(request, render.task_node(self._base(request), task, "Running"), 202)
 
     # -- sessions, points, tasks ------------------------------------------------------------------
 
     async def sessions(self, request: Request, caller: Logon) -> Response:
-        base = _base(request)
+        base = self._base(request)
         # The reference collection lists the last 30 days only (documented).
         cutoff = self.world.clock() - 30 * 86400
         views = [s for s in self.world.sessions() if (s.creation_time or 0) >= cutoff]
         if request.query_params.get("format", "").lower() == "entity":
             return self._respond(
                 request,
-                ("CloudFailoverSessions", {}, [render.session_entity(base, s) for s in views]),
+                (
+                    "CloudFailoverSessions",
+                    {},
+                    [render.session_entity(base, s, self.profile.time_digits) for s in views],
+                ),
                 collection_item="CloudFailoverSession",
             )
         return self._respond(
@@ -271,19 +299,21 @@ class Simulator:
         s = self.world.session(request.path_params["id"])
         if s is None:
             return self._error(request, 404, "Cloud failover session not found.")
-        base = _base(request)
+        base = self._base(request)
         if request.query_params.get("format", "").lower() == "entity":
-            return self._respond(request, render.session_entity(base, s))
+            return self._respond(request, render.session_entity(base, s, self.profile.time_digits))
         return self._respond(request, render.session_ref(base, s))
 
     async def points(self, request: Request, caller: Logon) -> Response:
-        base = _base(request)
+        base = self._base(request)
         pts = list(self.world.points.values())
+        item = self.profile.point_item
+        digits = self.profile.time_digits
         if request.query_params.get("format", "").lower() == "entity":
             return self._respond(
                 request,
-                ("CloudVmReplicaPoints", {}, [render.point_entity(base, p, "CloudReplica") for p in pts]),
-                collection_item="CloudReplica",
+                ("CloudVmReplicaPoints", {}, [render.point_entity(base, p, item, digits) for p in pts]),
+                collection_item=item,
             )
         return self._respond(
             request, ("EntityReferences", {}, [render.point_ref(base, p) for p in pts]), collection_item="Ref"
@@ -293,17 +323,17 @@ class Simulator:
         p = self.world.points.get(request.path_params["id"])
         if p is None:
             return self._error(request, 404, "Replica point not found.")
-        base = _base(request)
+        base = self._base(request)
         if request.query_params.get("format", "").lower() == "entity":
-            return self._respond(request, render.point_entity(base, p))
+            return self._respond(request, render.point_entity(base, p, digits=self.profile.time_digits))
         return self._respond(request, render.point_ref(base, p))
 
     async def task(self, request: Request, caller: Logon) -> Response:
         found = self.world.task(request.path_params["id"], caller)
         if found is None:
             return self._error(request, 404, "Task not found.")
-        task, finished = found
-        return self._respond(request, render.task_node(_base(request), task, finished))
+        task, state = found
+        return self._respond(request, render.task_node(self._base(request), task, state))
 
     async def delete_task(self, request: Request, caller: Logon) -> Response:
         if not self.world.delete_task(request.path_params["id"], caller):
@@ -315,14 +345,15 @@ class Simulator:
     async def query(self, request: Request, caller: Logon) -> Response:
         q = request.query_params
         qtype = q.get("type", "").lower()
-        base = _base(request)
+        base = self._base(request)
         entities = q.get("format", "References").lower() == "entities"
+        digits = self.profile.time_digits
         items: list[tuple[Record, render.Node]]
         if qtype == "cloudfailoversession":
             items = [
                 (
                     _session_record(s),
-                    render.session_entity(base, s) if entities else render.session_ref(base, s),
+                    render.session_entity(base, s, digits) if entities else render.session_ref(base, s),
                 )
                 for s in self.world.sessions()
             ]
@@ -331,11 +362,13 @@ class Simulator:
             items = [
                 (
                     _point_record(p),
-                    render.point_entity(base, p, "CloudReplica") if entities else render.point_ref(base, p),
+                    render.point_entity(base, p, self.profile.point_item, digits)
+                    if entities
+                    else render.point_ref(base, p),
                 )
                 for p in self._point_candidates(q.get("filter", ""))
             ]
-            collection, item_name = "CloudVmReplicaPoints", "CloudReplica"
+            collection, item_name = "CloudVmReplicaPoints", self.profile.point_item
         elif qtype == "cloudfailoverplan":
             items = [
                 (
@@ -354,7 +387,14 @@ class Simulator:
             return self._error(request, 400, f"Unknown query type '{q.get('type', '')[:40]}'.")
         try:
             if q.get("filter"):
-                pred = compile_filter(q["filter"])
+                pred = compile_filter(
+                    q["filter"],
+                    local_offset=self.profile.filter_utc_offset_seconds,
+                    honour_zone=self.profile.filter_zone_honoured,
+                    uid_forms=self.profile.uid_filter_forms
+                    if qtype != "cloudvmreplicapoint" or self.profile.point_query_by_uid
+                    else frozenset(),
+                )
                 items = [it for it in items if pred(it[0])]
             sort_field, desc = (q.get("sortDesc"), True) if q.get("sortDesc") else (q.get("sortAsc"), False)
             if sort_field:
@@ -383,6 +423,7 @@ class Simulator:
             page_size,
             pages,
             lambda n: f"{prefix}{n}",
+            self.profile.empty_pages_count,
         )
         if _wants_json(request):
             return Response(json.dumps(_query_json(node, item_name)).encode(), media_type="application/json")
@@ -392,6 +433,8 @@ class Simulator:
         # A filter of UID equalities only is answered from the index, as a database would; the
         # full filter still runs on the result. Anything else scans every point.
         if _UID_ONLY.fullmatch(flt):
+            if not self.profile.point_query_by_uid:
+                return []
             ids = [uid.rpartition(":")[2] for uid in _UID_VALUE.findall(flt)]
             return [self.world.points[i] for i in dict.fromkeys(ids) if i in self.world.points]
         return list(self.world.points.values())
@@ -426,6 +469,20 @@ class Simulator:
                     "logons": len(self.world.logons),
                 }
             )
+
+
+def _path(request: Request) -> str:
+    """The path EM sees: without the prefix of a reverse proxy (a Mount) in front of it."""
+    root = request.scope.get("root_path", "")
+    path = request.url.path
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _is_cloud(request: Request) -> bool:
+    path = _path(request)
+    if path == "/api/query":
+        return request.query_params.get("type", "").lower() in _CLOUD_QUERY_TYPES
+    return path.startswith("/api/cloud")
 
 
 def _start_spec(content_type: str, raw: bytes) -> tuple[bool, float | None]:
@@ -491,7 +548,7 @@ def _sort_key(rec: Record, key: str) -> tuple[int, Any]:
 def _query_json(node: render.Node, item_name: str) -> Any:
     _, _, children = node
     assert isinstance(children, list)
-    body, paging = children
+    body, paging = children if len(children) == 2 else (children[0], None)
     out: dict[str, Any] = {"Refs": None, "Entities": None, "Resources": None, "Links": []}
     name, _, content = body
     assert isinstance(content, list)
@@ -501,6 +558,8 @@ def _query_json(node: render.Node, item_name: str) -> Any:
         coll_name, _, items = content[0]
         assert isinstance(items, list)
         out["Entities"] = {coll_name: {coll_name: [render.json_value(c) for c in items]}}
+    if paging is None:
+        return out
     _, attrs, links = paging
     assert isinstance(links, list)
     out["PagingInfo"] = {

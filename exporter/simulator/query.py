@@ -2,6 +2,7 @@
 
 AND binds tighter than OR (as in FIQL, which the syntax follows). Names and string values compare
 case-insensitively; enum fields compare by ordinal, dates as dates (the documented behaviour).
+How DateTime values and UID values are read varies between EM versions (simulator/profiles.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.em.parse import ParseError, parse_time
@@ -21,6 +23,8 @@ ORDINALS: dict[str, tuple[str, ...]] = {
     "state": ("starting", "stopping", "working", "stopped"),
 }
 DATE_FIELDS = frozenset({"creationtime", "endtime"})
+_ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+ALL_UID_FORMS = frozenset({"urn", "guid"})
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -39,25 +43,47 @@ class FilterError(ValueError):
     pass
 
 
-def _coerce(field: str, raw: str) -> Any:
-    if field in DATE_FIELDS:
-        try:
-            ts = parse_time(raw)
-        except ParseError:
-            raise FilterError(f"bad date {raw!r} for {field}") from None
+@dataclass(frozen=True)
+class Reading:
+    """How this EM reads filter values: DateTime values without a zone (and, if `honour_zone` is
+    false, every DateTime value) are the server's local time at `local_offset` seconds east of UTC;
+    a UID value matches in the `uid_forms` given (the URN, the bare GUID)."""
+
+    local_offset: float = 0.0
+    honour_zone: bool = True
+    uid_forms: frozenset[str] = ALL_UID_FORMS
+
+
+def _date(raw: str, field: str, reading: Reading) -> float | None:
+    zoned = _ZONE.search(raw) is not None
+    if zoned and not reading.honour_zone:
+        raw, zoned = _ZONE.sub("", raw), False
+    try:
+        ts = parse_time(raw)
+    except ParseError:
+        raise FilterError(f"bad date {raw!r} for {field}") from None
+    if ts is None or zoned:
         return ts
+    return ts - reading.local_offset  # local T at UTC+X is UTC T-X
+
+
+def _coerce(field: str, raw: str, reading: Reading) -> Any:
+    if field in DATE_FIELDS:
+        return _date(raw, field, reading)
     if field in ORDINALS:
         values = ORDINALS[field]
         return values.index(raw.lower()) if raw.lower() in values else -1
     return raw.lower()
 
 
-def _condition(field: str, op: str, raw: str) -> Predicate:
+def _condition(field: str, op: str, raw: str, reading: Reading) -> Predicate:
     field = field.lower()
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
         raw = raw[1:-1].replace('""', '"')
-    want = _coerce(field, raw.strip())
+    want = _coerce(field, raw.strip(), reading)
     compare = _OPS[op]
+    if field == "uid" and op in ("==", "!="):
+        return _uid_condition(want, op == "==", reading.uid_forms)
 
     def check(rec: Record) -> bool:
         if field not in rec:
@@ -75,7 +101,27 @@ def _condition(field: str, op: str, raw: str) -> Predicate:
     return check
 
 
-def compile_filter(text: str) -> Predicate:
+def _uid_condition(want: str, equal: bool, forms: frozenset[str]) -> Predicate:
+    def check(rec: Record) -> bool:
+        have = str(rec.get("uid") or "").lower()
+        accepted = set()
+        if "urn" in forms:
+            accepted.add(have)
+        if "guid" in forms:
+            accepted.add(have.rpartition(":")[2])
+        return (want in accepted) == equal
+
+    return check
+
+
+def compile_filter(
+    text: str,
+    *,
+    local_offset: float = 0.0,
+    honour_zone: bool = True,
+    uid_forms: frozenset[str] = ALL_UID_FORMS,
+) -> Predicate:
+    reading = Reading(local_offset, honour_zone, uid_forms)
     tokens: list[tuple[str, Any]] = []
     pos = 0
     while pos < len(text):
@@ -85,7 +131,7 @@ def compile_filter(text: str) -> Predicate:
         if m.group("punct"):
             tokens.append((m.group("punct"), None))
         else:
-            tokens.append(("cond", _condition(m.group("cond"), m.group("op"), m.group("value"))))
+            tokens.append(("cond", _condition(m.group("cond"), m.group("op"), m.group("value"), reading)))
         pos = m.end()
         while pos < len(text) and text[pos].isspace():
             pos += 1

@@ -21,11 +21,14 @@ _NS_ATTRS = (
 PROLOG = '<?xml version="1.0" encoding="utf-8"?>\n'
 
 
-def em_time(ts: float | None) -> str | None:
+def em_time(ts: float | None, digits: int = 3) -> str | None:
+    """`...UTC` timestamps as EM writes them: 3 fraction digits in v12, 6 in v13, 7 in older examples."""
     if ts is None:
         return None
-    ms = round(ts * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    scale = 10**digits
+    units = round(ts * scale)
+    whole, frac = divmod(units, scale)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{frac:0{digits}d}Z"
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ def plan_ref(base: str, plan: PlanSpec) -> Node:
     )
 
 
-def session_entity(base: str, s: SessionView) -> Node:
+def session_entity(base: str, s: SessionView, digits: int = 3) -> Node:
     href = f"{base}/cloud/failoverSessions/{s.id}"
     tasks: list[Node] = []
     for t in s.tasks:
@@ -258,10 +261,10 @@ def session_entity(base: str, s: SessionView) -> Node:
                 },
                 None,
             ),
-            _leaf("CreationTimeUTC", em_time(t.creation_time)),
+            _leaf("CreationTimeUTC", em_time(t.creation_time, digits)),
         ]
         if t.end_time is not None:
-            task_children.append(_leaf("EndTimeUTC", em_time(t.end_time)))
+            task_children.append(_leaf("EndTimeUTC", em_time(t.end_time, digits)))
         task_children += [_leaf("State", t.state), _leaf("Result", t.result), _leaf("Progress", t.progress)]
         tasks.append(("CloudFailoverTasks", {"VmName": t.vm}, task_children))
     children: list[Node] = [
@@ -272,10 +275,10 @@ def session_entity(base: str, s: SessionView) -> Node:
             ]
         ),
         _leaf("JobType", "FailoverPlan"),
-        _leaf("CreationTimeUTC", em_time(s.creation_time)),
+        _leaf("CreationTimeUTC", em_time(s.creation_time, digits)),
     ]
     if s.end_time is not None:
-        children.append(_leaf("EndTimeUTC", em_time(s.end_time)))
+        children.append(_leaf("EndTimeUTC", em_time(s.end_time, digits)))
     children += [
         _leaf("State", s.state),
         _leaf("Result", s.result),
@@ -315,7 +318,7 @@ def session_ref(base: str, s: SessionView) -> Node:
     )
 
 
-def point_entity(base: str, p: Point, item_name: str = "CloudVmReplicaPoint") -> Node:
+def point_entity(base: str, p: Point, item_name: str = "CloudVmReplicaPoint", digits: int = 3) -> Node:
     href = f"{base}/cloud/vmReplicaPoints/{p.id}"
     return (
         item_name,
@@ -339,7 +342,7 @@ def point_entity(base: str, p: Point, item_name: str = "CloudVmReplicaPoint") ->
                     Link("Alternate", href, p.name, "CloudVmReplicaPointReference"),
                 ]
             ),
-            _leaf("CreationTimeUTC", em_time(p.created)),
+            _leaf("CreationTimeUTC", em_time(p.created, digits)),
             _leaf("VmName", p.vm),
             _leaf("PointType", "Increment"),
             _leaf("State", "Ready"),
@@ -368,9 +371,11 @@ def point_ref(base: str, p: Point) -> Node:
     )
 
 
-def task_node(base: str, task: SimTask, finished: bool) -> Node:
+def task_node(base: str, task: SimTask, state: str) -> Node:
+    """`state`: Running, OperationFinished (done on the backup server, not collected by EM yet), Finished."""
     href = f"{base}/tasks/{task.id}"
     links = [Link("Delete", href, None, "Task")]
+    finished = state == "Finished"
     children: list[Node] = []
     if finished:
         links.append(
@@ -384,11 +389,13 @@ def task_node(base: str, task: SimTask, finished: bool) -> Node:
     children = [
         _links(links),
         _leaf("TaskId", task.id),
-        _leaf("State", "Finished" if finished else "Running"),
+        _leaf("State", state),
         _leaf("Operation", "StartCloudFailoverPlan"),
     ]
     if finished:
         children.append(("Result", {"Success": "true"}, [_leaf("Message", "Ok")]))
+    elif state == "OperationFinished":
+        children.append(("Result", {"Success": "true"}, [_leaf("Message", "OperationFinished")]))
     return ("Task", {"Href": href, "Type": "Task"}, children)
 
 
@@ -429,14 +436,14 @@ def logon_node(base: str, session_id: str, username: str) -> Node:
     )
 
 
-def enterprise_manager(base: str) -> Node:
+def enterprise_manager(base: str, api_versions: Iterable[str] = ("v1_5", "v1_6", "v1_7")) -> Node:
     versions: list[Node] = [
         (
             "SupportedVersion",
             {"Name": v},
             [_links([Link("Create", f"{base}/sessionMngr/?v={v}", None, "LogonSession")])],
         )
-        for v in ("v1_5", "v1_6", "v1_7")
+        for v in api_versions
     ]
     return (
         "EnterpriseManager",
@@ -460,9 +467,15 @@ def query_result(
     page_size: int,
     pages: int,
     page_href: Callable[[int], str],
+    empty_pages_count: int | None = 1,
 ) -> Node:
-    """`collection` names the Entities wrapper; None means a References answer."""
+    """`collection` names the Entities wrapper; None means a References answer. An empty result says
+    PagesCount `empty_pages_count`, or has no PagingInfo at all when that is None (EM versions differ)."""
     body: Node = ("Refs", {}, items) if collection is None else ("Entities", {}, [(collection, {}, items)])
+    if not items and page == 1:
+        if empty_pages_count is None:
+            return ("QueryResult", {}, [body])
+        pages = empty_pages_count
     paging_links = [Link("First", page_href(1))]
     if page < pages:
         paging_links.append(Link("Next", page_href(page + 1)))

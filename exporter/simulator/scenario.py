@@ -7,6 +7,7 @@ are facts about the data, not waits, so they are never scaled.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,9 +17,13 @@ from typing import Any
 import yaml
 
 from exporter.em.parse import ParseError, parse_time
+from exporter.simulator.profiles import PROFILES, EMProfile, get_profile
 from exporter.simulator.views import SessionView, TaskView
 
 RESULTS = ("Success", "Warning", "Failed")
+# EM roles a simulated user can have. "none": the logon itself is refused (403); "restore_operator":
+# logged on, but the Cloud Connect resources answer 403 (an action outside the role).
+ROLES = ("portal_administrator", "restore_operator", "none")
 _NS = uuid.UUID("6f1d7c5e-4a52-4f55-9a39-5c1e4c0b2f10")
 
 
@@ -69,11 +74,15 @@ class Scenario:
     sessions: tuple[FixedSession, ...] = ()
     time_scale: float = 1.0
     users: dict[str, str] = field(default_factory=lambda: {"admin": "admin"})
+    roles: dict[str, str] = field(default_factory=dict)  # user -> one of ROLES; default portal_administrator
     token_idle_timeout: float = 900.0
     task_delay: float = 5.0  # scenario seconds a start task stays Running
+    # then this many scenario seconds in OperationFinished: done on the backup server, not yet collected
+    task_collect_delay: float = 0.0
+    profile: EMProfile = field(default_factory=lambda: PROFILES["default"])
     point_interval: float = 3600.0
     points_per_vm: int = 24
-    json_case: str = "pascal"  # "camel" imitates EM 13's JSON
+    json_case: str | None = None  # "camel" imitates EM 13's JSON; None: the profile's
     faults: dict[str, Any] = field(default_factory=dict)  # initial fault switches (see world.Faults)
 
 
@@ -202,9 +211,21 @@ def scenario_from_dict(d: Any, name: str = "scenario") -> Scenario:
     if not isinstance(d, dict):
         raise ScenarioError(f"{name}: must be a YAML mapping")
     plans = tuple(_plan(p, f"plans[{i}]") for i, p in enumerate(d.get("plans", []) or []))
-    names = [(p.backup_server, p.name) for p in plans]
+    # EM does not document plan names as unique on a backup server: two tenants may each have a plan of
+    # one name (the exporter must not merge them silently). Only a tenant's own duplicate is refused.
+    names = [(p.backup_server, p.name, p.tenant) for p in plans]
     if len(set(names)) != len(names):
-        raise ScenarioError("plans: two plans share a name on one backup server")
+        raise ScenarioError("plans: one tenant has two plans of one name on one backup server")
+    keys = [(p.backup_server, p.name) for p in plans]
+    shared = {k for k in keys if keys.count(k) > 1}
+    plans = tuple(
+        dataclasses.replace(p, id=stable_id("plan", p.backup_server, p.name, p.tenant))
+        if (p.backup_server, p.name) in shared and p.id == stable_id("plan", p.backup_server, p.name)
+        else p
+        for p in plans
+    )
+    if len({p.id for p in plans}) != len(plans):
+        raise ScenarioError("plans: two plans share an id")
     servers = {p.name: p.backup_server for p in plans}
     sessions = tuple(
         _fixed_session(s, f"sessions[{i}]", servers) for i, s in enumerate(d.get("sessions", []) or [])
@@ -212,21 +233,31 @@ def scenario_from_dict(d: Any, name: str = "scenario") -> Scenario:
     users = d.get("users", {"admin": "admin"})
     if not isinstance(users, dict) or not users:
         raise ScenarioError("users: must be a mapping of user name to password")
+    roles = d.get("roles") or {}
+    if not isinstance(roles, dict) or any(r not in ROLES for r in roles.values()):
+        raise ScenarioError(f"roles: must map user names to one of {', '.join(ROLES)}")
     scale = _num(d, "time_scale", "scenario", 1.0) or 1.0
-    case = d.get("json_case", "pascal")
-    if case not in ("pascal", "camel"):
+    case = d.get("json_case")
+    if case not in (None, "pascal", "camel"):
         raise ScenarioError("json_case: must be 'pascal' or 'camel'")
+    try:
+        profile = get_profile(str(d.get("profile", "default")))
+    except ValueError as exc:
+        raise ScenarioError(f"profile: {exc}") from None
     return Scenario(
         name=str(d.get("name", name)),
         plans=plans,
         sessions=sessions,
         time_scale=scale,
         users={str(k): str(v) for k, v in users.items()},
+        roles={str(k): str(v) for k, v in roles.items()},
         token_idle_timeout=_num(d, "token_idle_timeout_seconds", "scenario", 900.0) or 900.0,
         task_delay=_num(d, "task_delay_seconds", "scenario", 5.0) or 0.0,
+        task_collect_delay=_num(d, "task_collect_delay_seconds", "scenario", 0.0) or 0.0,
+        profile=profile,
         point_interval=_num(d, "point_interval_seconds", "scenario", 3600.0) or 3600.0,
         points_per_vm=int(_num(d, "points_per_vm", "scenario", 24) or 1),
-        json_case=str(case),
+        json_case=None if case is None else str(case),
         faults=_faults(d.get("faults")),
     )
 

@@ -26,10 +26,14 @@ class Point:
     plan_id: str
     backup_server: str
     created: float
+    fraction: bool = False  # the name carries microseconds, as EM 13 writes it
 
     @property
     def name(self) -> str:
-        return f"{self.vm}@{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.created))}"
+        whole = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(self.created)))
+        if self.fraction:
+            return f"{self.vm}@{whole}.{round((self.created % 1) * 1e6):06d}"
+        return f"{self.vm}@{whole}"
 
 
 @dataclass
@@ -115,6 +119,10 @@ def _vm_task(
         point_id=point.id,
         point_name=point.name,
     )
+
+
+def _micro(*parts: object) -> float:
+    return (uuid.uuid5(uuid.NAMESPACE_OID, "/".join(map(str, parts))).int % 999_999 + 1) / 1e6
 
 
 @dataclass
@@ -218,9 +226,12 @@ class World:
         self.tasks: dict[str, SimTask] = {}
         self.starts: list[StartRecord] = []
         self.logouts = 0
+        self.cookie_requests = 0  # API calls that carried an EM cookie (a client should keep none)
+        self.queries: collections.deque[str] = collections.deque(maxlen=500)  # decoded /api/query strings
         self.requests: collections.Counter[str] = collections.Counter()  # "METHOD route" -> count
         self._task_seq = 0
         self._next_start: dict[str, float] = {}
+        fraction = scenario.profile.point_name_fraction
         for plan in scenario.plans:
             for vm in plan.vms:
                 newest = self.born - vm.restore_point_age
@@ -230,7 +241,10 @@ class World:
                         vm=vm.name,
                         plan_id=plan.id,
                         backup_server=plan.backup_server,
-                        created=float(int(newest - k * scenario.point_interval)),
+                        # whole seconds, or (EM 13) a stable microsecond fraction
+                        created=float(int(newest - k * scenario.point_interval))
+                        + (_micro(plan.id, vm.name, k) if fraction else 0.0),
+                        fraction=fraction,
                     )
                     for k in range(scenario.points_per_vm)
                 ]
@@ -269,6 +283,9 @@ class World:
                 self._next_start[plan_id] = now + plan.start_at / self.scenario.time_scale
 
     # -- logon sessions -------------------------------------------------------------------
+
+    def role(self, username: str) -> str:
+        return self.scenario.roles.get(username, "portal_administrator")
 
     def logon(self, username: str, password: str) -> Logon | None:
         expected = self.scenario.users.get(username)
@@ -339,6 +356,13 @@ class World:
         self.dynamic[sid] = session
         return session
 
+    def add_session(self, plan_name: str, started: float) -> str:
+        """A session of the named plan that began at `started`, e.g. one EM learns of only now, at its
+        collection from the backup server, with a CreationTime in the past. Returns its ID."""
+        with self.lock:
+            plan = next(p for p in self.plans.values() if p.name == plan_name)
+            return self._new_session(plan, started, None).id
+
     def sessions(self) -> list[SessionView]:
         """Every session, oldest first (the order tests and the collection expect to see sorted by)."""
         now = self.clock()
@@ -379,13 +403,20 @@ class World:
             self.tasks[task.id] = task
             return task
 
-    def task(self, task_id: str, caller: Logon) -> tuple[SimTask, bool] | None:
-        """The task and whether it is finished; tasks belong to the logon session that made them."""
+    def task(self, task_id: str, caller: Logon) -> tuple[SimTask, str] | None:
+        """The task and its state; tasks belong to the logon session that made them.
+
+        Running, then OperationFinished (done on the backup server, EM has not collected it yet) for
+        the scenario's task_collect_delay, then Finished."""
         with self.lock:
             task = self.tasks.get(task_id)
             if task is None or task.logon_id != caller.session_id:
                 return None
-            return task, self.clock() >= task.ready_at
+            now = self.clock()
+            if now < task.ready_at:
+                return task, "Running"
+            collected_at = task.ready_at + self.scenario.task_collect_delay / self.scenario.time_scale
+            return task, "Finished" if now >= collected_at else "OperationFinished"
 
     def delete_task(self, task_id: str, caller: Logon) -> bool:
         with self.lock:
