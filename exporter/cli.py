@@ -165,6 +165,55 @@ def doctor(config_path: str | None, as_json: bool, **overrides: Any) -> None:
 
 
 @main.command()
+@_settings_options
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Capture file.")
+@click.option(
+    "--pseudonymize",
+    is_flag=True,
+    help="Replace tenant, plan, VM and server names, IDs and host names consistently.",
+)
+def capture(config_path: str | None, out_path: str, pseudonymize: bool, **overrides: Any) -> None:
+    """Record the EM answers of one full poll into one file (attach it to a bug report).
+
+    Never recorded: the logon and logout exchanges, and any header. `simulate --replay FILE` serves it."""
+    import dataclasses
+
+    from exporter.em import capture as captures
+    from exporter.em.client import EMError, client_for
+    from exporter.poller import Poller
+    from exporter.snapshot import Store
+
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigError as exc:
+        raise click.UsageError(f"config: {exc}") from None
+    _setup_logging("warning")
+    recording = captures.new_capture(__version__)
+    client = client_for(config.em)
+    client.recorder = recording.record
+    # one full poll that reads every replica point at once, so the capture holds all of them
+    poller = Poller(client, dataclasses.replace(config.poll, point_queries_per_poll=10_000), Store())
+    try:
+        client.api_versions()
+        snap = poller.poll_once()
+    except EMError as exc:
+        snap = None
+        click.echo(f"capture: {exc}", err=True)
+    finally:
+        client.close()
+    if pseudonymize:
+        recording = captures.pseudonymize(recording)
+    captures.write_capture(recording, out_path)
+    click.echo(
+        f"captured {len(recording.answers)} EM answers into {out_path}"
+        + (" (pseudonymized)" if pseudonymize else " (real names: review before sharing)")
+    )
+    if snap is None or not snap.up:
+        click.echo("capture: the poll did not complete; the file holds what EM answered", err=True)
+        sys.exit(1)
+
+
+@main.command()
 @click.option(
     "--scenario",
     default="demo",
@@ -178,10 +227,18 @@ def doctor(config_path: str | None, as_json: bool, **overrides: Any) -> None:
     type=click.Choice(sorted(PROFILES)),
     help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
 )
-def simulate(scenario: str, listen_address: str, time_scale: float | None, profile: str | None) -> None:
+@click.option(
+    "--replay",
+    "replay_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Serve the EM answers of a capture file instead of a scenario.",
+)
+def simulate(
+    scenario: str, listen_address: str, time_scale: float | None, profile: str | None, replay_path: str | None
+) -> None:
     """Run the EM simulator alone (plain HTTP)."""
     _setup_logging("info")
-    sim = _simulator(scenario, time_scale, profile)
+    sim = _replaying(replay_path, profile) if replay_path else _simulator(scenario, time_scale, profile)
     try:
         host, port = parse_listen_address(listen_address)
     except ConfigError as exc:
@@ -192,6 +249,20 @@ def simulate(scenario: str, listen_address: str, time_scale: float | None, profi
         f"logon user(s): {', '.join(sim.world.scenario.users)}"
     )
     uvicorn.run(sim.app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _replaying(path: str, profile: str | None) -> Any:
+    from exporter.em.capture import CaptureError, read_capture
+    from exporter.simulator import Simulator, World
+    from exporter.simulator.replay import load_replay
+    from exporter.simulator.scenario import scenario_from_dict
+
+    try:
+        replay = load_replay(read_capture(path))
+    except CaptureError as exc:
+        raise click.UsageError(f"--replay: {exc}") from None
+    sc = scenario_from_dict({"name": f"replay of {path}", "profile": profile or "default"})
+    return Simulator(World(sc), replay)
 
 
 def _simulator(scenario: str, time_scale: float | None, profile: str | None = None) -> Any:

@@ -297,6 +297,19 @@ def _session(el: ET.Element) -> Session:
     )
 
 
+def parse_session_element(el: ET.Element) -> Session:
+    """One CloudFailoverSession element (e.g. from a capture) -> Session."""
+    return _session(el)
+
+
+def parse_plan_element(el: ET.Element) -> Plan:
+    return _plan(el)
+
+
+def parse_replica_point_element(el: ET.Element) -> ReplicaPoint:
+    return _replica_point(el)
+
+
 def parse_session(body: bytes) -> Session:
     """`GET /cloud/failoverSessions/{id}?format=Entity`."""
     return _session(_root(body, "CloudFailoverSession"))

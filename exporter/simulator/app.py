@@ -21,6 +21,7 @@ from starlette.routing import Route
 from exporter.em.parse import ParseError, parse_document, parse_time
 from exporter.simulator import render
 from exporter.simulator.query import FilterError, Record, compile_filter
+from exporter.simulator.replay import Replay
 from exporter.simulator.views import SessionView
 from exporter.simulator.world import Faults, Logon, Point, World
 
@@ -43,9 +44,10 @@ _CLOUD_QUERY_TYPES = frozenset({"cloudfailoversession", "cloudfailoverplan", "cl
 
 
 class Simulator:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, replay: Replay | None = None) -> None:
         self.world = world
         self.profile = world.scenario.profile
+        self.replay = replay  # serve a capture's answers instead of the scenario's
         routes = [
             Route("/api", self.root, methods=["GET"]),
             Route("/api/", self.root, methods=["GET"]),
@@ -179,6 +181,8 @@ class Simulator:
 
     async def root(self, request: Request) -> Response:
         self._count(request)
+        if self.replay is not None and self.replay.api_root is not None:
+            return Response(self.replay.api_root, media_type="application/xml; charset=utf-8")
         return self._respond(
             request, render.enterprise_manager(self._base(request), self.profile.api_versions)
         )
@@ -236,7 +240,13 @@ class Simulator:
     async def plans(self, request: Request, caller: Logon) -> Response:
         base = self._base(request)
         plans = list(self.world.plans.values())
-        if request.query_params.get("format", "").lower() == "entity":
+        entity = request.query_params.get("format", "").lower() == "entity"
+        if self.replay is not None:
+            nodes = [n for _, n in self.replay.plan_items(entity)]
+            name = "CloudFailoverPlans" if entity else "EntityReferences"
+            item = "CloudFailoverPlan" if entity else "Ref"
+            return self._respond(request, (name, {}, nodes), collection_item=item)
+        if entity:
             return self._respond(
                 request,
                 ("CloudFailoverPlans", {}, [render.plan_entity(base, p) for p in plans]),
@@ -258,6 +268,8 @@ class Simulator:
         return self._respond(request, render.plan_ref(base, plan))
 
     async def plan_action(self, request: Request, caller: Logon) -> Response:
+        if self.replay is not None:
+            return self._error(request, 403, "A replayed Enterprise Manager starts nothing.")
         action = request.query_params.get("action", "")
         if action != "start":
             return self._error(request, 400, f"Unsupported action '{action[:40]}'.")
@@ -320,6 +332,11 @@ class Simulator:
         )
 
     async def point(self, request: Request, caller: Logon) -> Response:
+        if self.replay is not None:
+            found = self.replay.point_items([request.path_params["id"]], True, "CloudVmReplicaPoint")
+            if not found:
+                return self._error(request, 404, "Replica point not found.")
+            return self._respond(request, found[0][1])
         p = self.world.points.get(request.path_params["id"])
         if p is None:
             return self._error(request, 404, "Replica point not found.")
@@ -349,7 +366,9 @@ class Simulator:
         entities = q.get("format", "References").lower() == "entities"
         digits = self.profile.time_digits
         items: list[tuple[Record, render.Node]]
-        if qtype == "cloudfailoversession":
+        if self.replay is not None and qtype in _CLOUD_QUERY_TYPES:
+            items, collection, item_name = self._replayed(qtype, entities, q.get("filter", ""))
+        elif qtype == "cloudfailoversession":
             items = [
                 (
                     _session_record(s),
@@ -429,15 +448,24 @@ class Simulator:
             return Response(json.dumps(_query_json(node, item_name)).encode(), media_type="application/json")
         return self._respond(request, node)
 
+    def _replayed(
+        self, qtype: str, entities: bool, flt: str
+    ) -> tuple[list[tuple[Record, render.Node]], str, str]:
+        assert self.replay is not None
+        if qtype == "cloudfailoversession":
+            return self.replay.session_items(entities), "CloudFailoverSessions", "CloudFailoverSession"
+        if qtype == "cloudvmreplicapoint":
+            item = self.profile.point_item
+            return self.replay.point_items(_uid_ids(flt), entities, item), "CloudVmReplicaPoints", item
+        return self.replay.plan_items(entities), "CloudFailoverPlans", "CloudFailoverPlan"
+
     def _point_candidates(self, flt: str) -> list[Point]:
-        # A filter of UID equalities only is answered from the index, as a database would; the
-        # full filter still runs on the result. Anything else scans every point.
-        if _UID_ONLY.fullmatch(flt):
-            if not self.profile.point_query_by_uid:
-                return []
-            ids = [uid.rpartition(":")[2] for uid in _UID_VALUE.findall(flt)]
-            return [self.world.points[i] for i in dict.fromkeys(ids) if i in self.world.points]
-        return list(self.world.points.values())
+        ids = _uid_ids(flt)
+        if ids is None:
+            return list(self.world.points.values())
+        if not self.profile.point_query_by_uid:
+            return []
+        return [self.world.points[i] for i in ids if i in self.world.points]
 
     # -- control (not part of EM) -----------------------------------------------------------------------
 
@@ -469,6 +497,14 @@ class Simulator:
                     "logons": len(self.world.logons),
                 }
             )
+
+
+def _uid_ids(flt: str) -> list[str] | None:
+    """The IDs a filter of UID equalities only names (either form), else None: such a filter is answered
+    from an index, as a database would; the whole filter still runs on what it finds."""
+    if not _UID_ONLY.fullmatch(flt):
+        return None
+    return list(dict.fromkeys(uid.rpartition(":")[2] for uid in _UID_VALUE.findall(flt)))
 
 
 def _path(request: Request) -> str:
