@@ -130,3 +130,9 @@ def test_an_expired_logon_session_is_renewed_within_the_poll(profile: str) -> No
 
 def _audit(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_compatibility_doc_describes_every_profile_as_the_code_does() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "em-compatibility.md").read_text()
+    for profile in PROFILES.values():
+        assert f"| `{profile.name}` | {profile.summary} |" in doc, profile.name
