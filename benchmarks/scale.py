@@ -35,10 +35,10 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collector import FailoverCollector
 from exporter.em import parse
 from exporter.em.model import Session
-from exporter.snapshot import Store
+from exporter.metrics.collectors import FailoverCollector
+from exporter.polling.snapshot import Store
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 END_RE = re.compile(rb"^veeam_failover_vm_end_timestamp_seconds\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)

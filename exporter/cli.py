@@ -110,7 +110,7 @@ def run(config_path: str | None, **overrides: Any) -> None:
         raise click.UsageError(f"config: {exc}") from None
     _setup_logging(config.log_level)
     _serving_process()
-    from exporter.service import Exporter
+    from exporter.app import Exporter
 
     exporter = Exporter(config)
     host, port = config.listen_host_port
@@ -179,9 +179,10 @@ def capture(config_path: str | None, out_path: str, pseudonymize: bool, **overri
     import dataclasses
 
     from exporter.em import capture as captures
-    from exporter.em.client import EMError, client_for
-    from exporter.poller import Poller
-    from exporter.snapshot import Store
+    from exporter.em.client import client_for
+    from exporter.em.errors import EMError
+    from exporter.polling.poller import Poller
+    from exporter.polling.snapshot import Store
 
     try:
         config = load_config(config_path, overrides)
@@ -297,10 +298,10 @@ def _simulator(scenario: str, time_scale: float | None, profile: str | None = No
 )
 def demo(scenario: str, listen_address: str, time_scale: float | None, profile: str | None) -> None:
     """Simulated EM plus exporter in one process, on loopback."""
+    from exporter.app import Exporter
     from exporter.config import Config, EMSettings, PollSettings
+    from exporter.http.server import ServerThread
     from exporter.secret import Secret
-    from exporter.serve import ServerThread
-    from exporter.service import Exporter
 
     _setup_logging("info")
     sim = _simulator(scenario, time_scale, profile)

@@ -6,9 +6,6 @@ from `VEEAM_EM_PASSWORD` or a file: never from a flag (it would show in `ps`) or
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from exporter.em.client import normalize_base_url
+from exporter.em.address import normalize_base_url
 from exporter.secret import Secret
 
 
@@ -100,31 +97,6 @@ class WebSettings:
     basic_username: str | None = None
     basic_password: Secret | None = field(default=None, repr=False)
     bearer_token: Secret | None = field(default=None, repr=False)
-
-    def allows(self, authorization: str | None) -> bool:
-        if self.basic_password is None and self.bearer_token is None:
-            return True
-        scheme, _, value = (authorization or "").partition(" ")
-        if self.bearer_token is not None:
-            return scheme.lower() == "bearer" and hmac.compare_digest(
-                value.strip().encode(), self.bearer_token.reveal().encode()
-            )
-        try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        assert self.basic_password is not None
-        ok_user = hmac.compare_digest(user.encode(), (self.basic_username or "").encode())
-        ok_password = hmac.compare_digest(password.encode(), self.basic_password.reveal().encode())
-        return scheme.lower() == "basic" and ok_user and ok_password
-
-    @property
-    def challenge(self) -> str:
-        return (
-            'Bearer realm="veeam-failover-exporter"'
-            if self.bearer_token
-            else 'Basic realm="veeam-failover-exporter"'
-        )
 
 
 MIN_TOKEN_LENGTH = 16

@@ -18,9 +18,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from exporter.config import Config
-from exporter.em.client import EMClient, EMError, client_for, creation_filter
+from exporter.em.client import EMClient, client_for, creation_filter
+from exporter.em.errors import EMError
 from exporter.em.model import Plan, Session
-from exporter.points import LOOKUP_FORMS
+from exporter.polling.points import LOOKUP_FORMS
 
 Status = Literal["OK", "WARN", "FAIL", "SKIP"]
 DATA_AGE_WARN_SECONDS = 30 * 86400.0

@@ -13,7 +13,7 @@ import trustme
 from click.testing import CliRunner, Result
 
 from exporter.cli import main
-from exporter.serve import ServerThread
+from exporter.http.server import ServerThread
 from exporter.simulator import ManualClock, Simulator, World, load_scenario
 from exporter.simulator.scenario import scenario_from_dict
 from tests.helpers import running_sim

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.em.client import EMClient, EMError, normalize_base_url
+from exporter.em.address import normalize_base_url
+from exporter.em.client import EMClient
+from exporter.em.errors import EMError
 from exporter.secret import Secret
 from tests.helpers import running_sim
 

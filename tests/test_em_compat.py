@@ -21,9 +21,9 @@ from starlette.routing import Mount, Route
 
 from exporter.config import ActionSettings, Caller, PollSettings
 from exporter.em.client import EMClient
-from exporter.em.parse import point_time_from_name
+from exporter.em.timefmt import point_time_from_name
+from exporter.http.server import ServerThread
 from exporter.secret import Secret
-from exporter.serve import ServerThread
 from exporter.simulator import Simulator, World
 from exporter.simulator.scenario import scenario_from_dict
 from tests.helpers import exporter_config, running_exporter, running_sim, series, utc, value

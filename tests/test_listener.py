@@ -17,10 +17,11 @@ import pytest
 import trustme
 import yaml
 
+from exporter.app import Exporter
 from exporter.config import ConfigError, WebSettings, build_config
+from exporter.http.auth import allows
+from exporter.http.server import ServerThread
 from exporter.secret import Secret
-from exporter.serve import ServerThread
-from exporter.service import Exporter
 from tests.helpers import exporter_config, running_sim
 from tests.procs import free_port, wait_ready
 
@@ -96,7 +97,7 @@ def test_listener_settings_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"web\.bearer_token_file: cannot read /nope"):
         build_config({**base, "web": {"bearer_token_file": "/nope"}}, {}, env)
     web = build_config({**base, "web": {"bearer_token_file": str(tmp_path / "pw")}}, {}, env).web
-    assert web.allows("Bearer secret") and not web.allows("Bearer secre") and not web.allows(None)
+    assert allows(web, "Bearer secret") and not allows(web, "Bearer secre") and not allows(web, None)
     assert "secret" not in repr(web)
 
 

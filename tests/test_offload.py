@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.exposition import choose_encoder
 
 from exporter.config import Config
-from exporter.offload import Offload
+from exporter.metrics.offload import Offload
 from tests.helpers import exporter_config, running_exporter, running_sim, value
 
 SCENARIO = {
@@ -111,7 +111,7 @@ def alive(pid: int) -> bool:
 ORPHAN = """
 import os, sys
 from exporter.config import Config
-from exporter.offload import Offload
+from exporter.metrics.offload import Offload
 offload = Offload(parse_min_bytes=0)
 assert offload.run(sorted, [2, 1]) == [1, 2]
 print(list(offload._pool._processes)[0], flush=True)

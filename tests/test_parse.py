@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.em import parse
-from exporter.em.parse import ParseError
+from exporter.em import parse, timefmt
+from exporter.em.errors import ParseError
 from tests.helpers import utc as ts
 
 SEED = (Path(__file__).parent / "fixtures" / "seed_session.xml").read_bytes()
@@ -54,21 +54,21 @@ def test_seed_task_links_the_session() -> None:
     ],
 )
 def test_timestamps(text: str, expected: float | None) -> None:
-    got = parse.parse_time(text)
+    got = timefmt.parse_time(text)
     assert got == (None if expected is None else pytest.approx(expected))
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2024-13-01T00:00:00Z", "2024-05-01T25:00:00Z", "2024-05-01"])
 def test_bad_timestamps_are_errors(text: str) -> None:
     with pytest.raises(ParseError, match="bad timestamp"):
-        parse.parse_time(text)
+        timefmt.parse_time(text)
 
 
 def test_point_time_from_name() -> None:
-    assert parse.point_time_from_name("filesrv03@2020-02-13 05:00:46") == ts("2020-02-13T05:00:46")
-    assert parse.point_time_from_name("vm@with@at@2020-02-13 05:00:46") == ts("2020-02-13T05:00:46")
-    assert parse.point_time_from_name("no date here") is None
-    assert parse.point_time_from_name("vm@2020-02-30 05:00:46") is None
+    assert timefmt.point_time_from_name("filesrv03@2020-02-13 05:00:46") == ts("2020-02-13T05:00:46")
+    assert timefmt.point_time_from_name("vm@with@at@2020-02-13 05:00:46") == ts("2020-02-13T05:00:46")
+    assert timefmt.point_time_from_name("no date here") is None
+    assert timefmt.point_time_from_name("vm@2020-02-30 05:00:46") is None
 
 
 def test_unknown_enum_values_are_kept() -> None:

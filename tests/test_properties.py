@@ -11,10 +11,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter import alertmanager
-from exporter.actions_web import BadRequest, _start_request
+from exporter.actions import alertmanager
+from exporter.actions.routes import BadRequest, _start_request
 from exporter.config import ConfigError, build_config
-from exporter.em import parse
+from exporter.em import parse, timefmt
+from exporter.em.errors import ParseError
 from exporter.simulator.query import FilterError, compile_filter
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -97,7 +98,7 @@ def em_xml(draw: Any, depth: int = 0) -> str:
 @given(st.binary(max_size=2000))
 def test_parsers_only_raise_parse_error_on_bytes(body: bytes) -> None:
     for parser in PARSERS:
-        with contextlib.suppress(parse.ParseError):
+        with contextlib.suppress(ParseError):
             parser(body)
 
 
@@ -107,16 +108,16 @@ def test_parsers_only_raise_parse_error_on_em_shaped_xml(doc: str) -> None:
     for parser in PARSERS:
         try:
             parser(doc.encode())
-        except parse.ParseError as exc:
+        except ParseError as exc:
             assert str(exc)  # a message to log
 
 
 @FUZZ
 @given(st.text(max_size=60))
 def test_timestamps(text: str) -> None:
-    with contextlib.suppress(parse.ParseError):
-        parse.parse_time(text)
-    assert parse.point_time_from_name(text) is None or isinstance(parse.point_time_from_name(text), float)
+    with contextlib.suppress(ParseError):
+        timefmt.parse_time(text)
+    assert timefmt.point_time_from_name(text) is None or isinstance(timefmt.point_time_from_name(text), float)
 
 
 @FUZZ

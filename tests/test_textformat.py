@@ -22,10 +22,10 @@ from prometheus_client.exposition import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import textformat
-from exporter.collector import FailoverCollector, HealthCollector
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask
-from exporter.snapshot import Store
+from exporter.metrics import textformat
+from exporter.metrics.collectors import FailoverCollector, HealthCollector
+from exporter.polling.snapshot import Store
 
 ODD = st.text(alphabet=st.sampled_from('ab"\\\n{}=, é\u2028\t'), max_size=6)
 STATES = st.sampled_from([*SESSION_STATES, "Paused"]) | ODD

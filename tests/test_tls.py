@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from exporter.serve import ServerThread
+from exporter.http.server import ServerThread
 from exporter.simulator import ManualClock, Simulator, World, load_scenario
 from tests.helpers import exporter_config, running_exporter, value
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from exporter.em import parse
+from exporter.em.errors import ParseError
 
 FORMAT = "veeam-failover-exporter-capture"
 VERSION = 1
@@ -168,7 +169,7 @@ def pseudonymize(capture: Capture) -> Capture:
 def _pseudonymize_body(body: str, names: Pseudonyms) -> str:
     try:
         root = parse.parse_document(body.encode("utf-8"))
-    except parse.ParseError:
+    except ParseError:
         return ""  # never keep what we cannot read, and so cannot clean
     _walk(root, None, names)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")

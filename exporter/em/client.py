@@ -11,9 +11,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -21,12 +19,16 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from exporter.em import parse
+from exporter.em.address import normalize_base_url
+from exporter.em.errors import EMError, ParseError
 from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
-from exporter.offload import Offload
+from exporter.em.stats import RequestStats
+from exporter.em.timefmt import em_time
 from exporter.secret import Secret
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the client needs neither at run time
     from exporter.config import EMSettings
+    from exporter.metrics.offload import Offload
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -50,73 +52,12 @@ EP_TASK = "/api/tasks/{id}"
 POINTS_PER_QUERY = 80
 
 
-class EMError(Exception):
-    """A failed EM call. `reason` is a bounded label value; the message never holds secrets."""
-
-    def __init__(self, reason: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.status = status
-
-
-@dataclass
-class RequestStats:
-    """Counters about our traffic to EM, read by the collector."""
-
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
-    errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, reason)
-    logons: int = 0
-    bytes_received: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count(self, endpoint: str, code: str, nbytes: int = 0) -> None:
-        with self._lock:
-            self.requests[(endpoint, code)] += 1
-            self.bytes_received += nbytes
-
-    def error(self, endpoint: str, reason: str) -> None:
-        with self._lock:
-            self.errors[(endpoint, reason)] += 1
-
-    def logon(self) -> None:
-        with self._lock:
-            self.logons += 1
-
-    def copy(self) -> RequestStats:
-        with self._lock:
-            return RequestStats(
-                requests=Counter(self.requests),
-                errors=Counter(self.errors),
-                logons=self.logons,
-                bytes_received=self.bytes_received,
-            )
-
-
-def normalize_base_url(url: str) -> str:
-    """`https://em:9398`, `https://em:9398/api` and `.../api/` all mean the same EM. Returns `.../api`."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http(s) URL with a host, got {url!r}")
-    if parts.username or parts.password:
-        raise ValueError("must not carry credentials; use em.username and the password file")
-    path = parts.path.rstrip("/")
-    if path.endswith("/api"):
-        path = path[: -len("/api")]
-    return f"{parts.scheme}://{parts.netloc}{path}/api"
-
-
 def tls_verify(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext | bool:
     if insecure_skip_verify:
         return False
     if ca_file:
         return ssl.create_default_context(cafile=ca_file)
     return True
-
-
-def em_time(ts: float) -> str:
-    """Unix seconds -> the UTC form EM's query filters document (13.x: "accepts only UTC-formatted
-    DateTime values", e.g. 2025-08-15T06:00:00Z). Whole seconds: EM compares on them."""
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def creation_filter(since: float) -> str:
@@ -231,7 +172,7 @@ class EMClient:
             raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
         try:
             session = parse.parse_logon_session(body)
-        except parse.ParseError as exc:
+        except ParseError as exc:
             raise EMError("parse", f"EM logon: {exc}") from None
         self._token = token
         self._logon_id = session.session_id
@@ -359,7 +300,7 @@ class EMClient:
             if self._offload is not None and len(body) >= self._offload.parse_min_bytes:
                 return self._offload.run(parser, body)
             return parser(body)
-        except parse.ParseError as exc:
+        except ParseError as exc:
             self.stats.error(endpoint, "parse")
             raise EMError("parse", f"{endpoint}: {exc}") from None
 
@@ -411,7 +352,7 @@ class EMClient:
             raise EMError("http_4xx" if resp.status_code < 500 else "http_5xx", f"GET /api/: {msg}")
         try:
             return parse.parse_api_versions(body)
-        except parse.ParseError as exc:
+        except ParseError as exc:
             raise EMError("parse", f"GET /api/: {exc}") from None
 
     def _pages(self, path: str, endpoint: str, parser: Callable[[bytes], Page[_T]]) -> Iterator[Page[_T]]:
@@ -517,7 +458,7 @@ class EMClient:
         )
         try:
             return parse.parse_task(body)
-        except parse.ParseError as exc:
+        except ParseError as exc:
             raise EMError("parse", f"{EP_START}: {exc}") from None
 
     def task(self, task_id: str) -> Task:

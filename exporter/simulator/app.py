@@ -18,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from exporter.em.parse import ParseError, parse_document, parse_time
+from exporter.em.errors import ParseError
+from exporter.em.parse import parse_document
+from exporter.em.timefmt import parse_time
 from exporter.simulator import render
 from exporter.simulator.query import FilterError, Record, compile_filter
 from exporter.simulator.replay import Replay

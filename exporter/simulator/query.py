@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.em.parse import ParseError, parse_time
+from exporter.em.errors import ParseError
+from exporter.em.timefmt import parse_time
 
 Record = Mapping[str, Any]  # lower-case field name -> str | float | None
 Predicate = Callable[[Record], bool]

@@ -6,12 +6,15 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from exporter.simulator.scenario import PlanSpec, stable_id
-from exporter.simulator.views import SessionView
-from exporter.simulator.world import Point, SimTask
+from exporter.simulator.scenario import stable_id
+
+if TYPE_CHECKING:  # what is rendered; the renderers need none of it at run time
+    from exporter.simulator.scenario import PlanSpec
+    from exporter.simulator.views import SessionView
+    from exporter.simulator.world import Point, SimTask
 
 NS = "http://www.veeam.com/ent/v1.0"
 _NS_ATTRS = (

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from exporter.em import parse
 from exporter.em.capture import Capture
-from exporter.simulator.query import Record
-from exporter.simulator.render import Node
+from exporter.em.errors import ParseError
+
+if TYPE_CHECKING:
+    from exporter.simulator.query import Record
+    from exporter.simulator.render import Node
 
 
 @dataclass
@@ -56,7 +60,7 @@ def load_replay(capture: Capture) -> Replay:
         body = answer.body.encode("utf-8")
         try:
             root = parse.parse_document(body)
-        except parse.ParseError:
+        except ParseError:
             continue
         kind = _local(root.tag)
         if kind == "EnterpriseManager":
@@ -78,7 +82,7 @@ def _add_entity(replay: Replay, el: ET.Element) -> None:
     if kind == "CloudFailoverSession":
         try:
             s = parse.parse_session_element(el)
-        except parse.ParseError:
+        except ParseError:
             return
         record: Record = {
             "uid": f"urn:veeam:CloudFailoverSession:{s.id}",
@@ -94,7 +98,7 @@ def _add_entity(replay: Replay, el: ET.Element) -> None:
     elif kind in ("CloudVmReplicaPoint", "CloudReplica"):
         try:
             p = parse.parse_replica_point_element(el)
-        except parse.ParseError:
+        except ParseError:
             return
         vm = next((c.text or "" for c in el if _local(c.tag) == "VmName"), "") or el.get("VmDisplayName", "")
         replay.points[p.id] = (
@@ -113,7 +117,7 @@ def _add_entity(replay: Replay, el: ET.Element) -> None:
 def _add_plan(replay: Replay, el: ET.Element) -> None:
     try:
         plan = parse.parse_plan_element(el)
-    except parse.ParseError:
+    except ParseError:
         return
     replay.plans.append(to_node(el))
     replay.plan_records.append(

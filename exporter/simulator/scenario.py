@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from exporter.em.parse import ParseError, parse_time
+from exporter.em.errors import ParseError
+from exporter.em.timefmt import parse_time
 from exporter.simulator.profiles import PROFILES, EMProfile, get_profile
 from exporter.simulator.views import SessionView, TaskView
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from exporter.em.client import POINTS_PER_QUERY, EMClient, EMError
+from exporter.em.client import POINTS_PER_QUERY, EMClient
+from exporter.em.errors import EMError
 from exporter.em.model import ReplicaPoint
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from exporter.em.client import RequestStats
 from exporter.em.model import Plan, Session
+from exporter.em.stats import RequestStats
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.actions import Actions
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask, plan_name_conflicts
-from exporter.em.parse import point_time_from_name
-from exporter.snapshot import Snapshot, Store
-from exporter.textformat import RowGauge
+from exporter.em.timefmt import point_time_from_name
+from exporter.metrics.textformat import RowGauge
+from exporter.polling.snapshot import Snapshot, Store
+
+if TYPE_CHECKING:  # the collector reads the engine's counters; it needs no more of it
+    from exporter.actions.engine import Actions
 
 # Poll failure reasons we can name in advance: exported as 0 from the start so rate() works at once.
 POLL_ERROR_REASONS = (

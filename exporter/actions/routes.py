@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter import alertmanager
-from exporter.actions import Actions, Decision, StartRequest
+from exporter.actions import alertmanager
+from exporter.actions.engine import Actions
+from exporter.actions.model import Decision, Source, StartRequest
 from exporter.config import Caller
 
 START_FIELDS = {"start_now", "start_date", "dry_run", "reason"}
@@ -115,7 +116,9 @@ def action_routes(actions: Actions | None) -> list[Route]:
     def remote(request: Request) -> str:
         return request.client.host if request.client else ""
 
-    async def authenticated(request: Request, source: str, plan_ref: str | None = None) -> Caller | Response:
+    async def authenticated(
+        request: Request, source: Source, plan_ref: str | None = None
+    ) -> Caller | Response:
         caller = actions.authenticate(request.headers.get("authorization"))
         if caller is None:
             d = await run_in_threadpool(
@@ -188,7 +191,7 @@ def action_routes(actions: Actions | None) -> list[Route]:
             limit_n = min(200, max(1, int(request.query_params.get("limit", "50"))))
         except ValueError:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
-        return JSONResponse({"actions": actions.audit.latest(limit_n)})
+        return JSONResponse({"actions": actions.recorder.recent(limit_n)})
 
     return [
         Route("/api/v1/plans/{plan}/start", start, methods=["POST"]),
@@ -210,7 +213,7 @@ def _notification(
             reason = (
                 "resolved alerts never start anything" if alert.status != "firing" else f"no {label} label"
             )
-            actions.audit.write(
+            actions.recorder.note(
                 {
                     "source": "alertmanager",
                     "caller": caller.name,

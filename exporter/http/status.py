@@ -14,8 +14,8 @@ from typing import Any
 
 from exporter import __version__
 from exporter.em.model import Plan, Session, VmTask
-from exporter.em.parse import point_time_from_name
-from exporter.snapshot import Snapshot
+from exporter.em.timefmt import point_time_from_name
+from exporter.polling.snapshot import Snapshot
 
 REFRESH_SECONDS = 10
 MAX_VM_ROWS = 2000  # a page for people: beyond this, the dashboards

@@ -32,10 +32,11 @@ from itertools import pairwise
 from types import MappingProxyType
 
 from exporter.config import PollSettings
-from exporter.em.client import EP_LOGON, EMClient, EMError
+from exporter.em.client import EP_LOGON, EMClient
+from exporter.em.errors import EMError
 from exporter.em.model import Plan, Session, plan_name_conflicts
-from exporter.points import ReplicaPointCache
-from exporter.snapshot import Snapshot, Store
+from exporter.polling.points import ReplicaPointCache
+from exporter.polling.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ import prometheus_client
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 
-from exporter.actions import Actions
-from exporter.actions_web import action_routes
-from exporter.collector import ActionsCollector, FailoverCollector, HealthCollector
+from exporter.actions.engine import Actions
+from exporter.actions.routes import action_routes
 from exporter.config import Config
 from exporter.em.client import client_for
-from exporter.exposition import Exposition, Split
-from exporter.offload import Offload
-from exporter.poller import Poller
-from exporter.snapshot import Store
-from exporter.web import create_app
+from exporter.http.routes import create_app
+from exporter.metrics.collectors import ActionsCollector, FailoverCollector, HealthCollector
+from exporter.metrics.exposition import Exposition, Split
+from exporter.metrics.offload import Offload
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Store
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Exporter:
             em_url=self.client.base_url,
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
-            recent_actions=None if self.actions is None else self.actions.audit.latest,
+            recent_actions=None if self.actions is None else self.actions.recorder.recent,
             web=config.web,
         )
 

@@ -15,10 +15,12 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from exporter import __version__, status
+from exporter import __version__
 from exporter.config import WebSettings
-from exporter.exposition import Exposition
-from exporter.snapshot import Store
+from exporter.http import auth as auth_check
+from exporter.http import status
+from exporter.metrics.exposition import Exposition
+from exporter.polling.snapshot import Store
 
 CHUNK = 256 * 1024
 LANDING = """<!doctype html>
@@ -107,9 +109,11 @@ class ListenerAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(self.OPEN):
             auth = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-            if not self.web.allows(auth):
+            if not auth_check.allows(self.web, auth):
                 response = PlainTextResponse(
-                    "unauthorized\n", status_code=401, headers={"WWW-Authenticate": self.web.challenge}
+                    "unauthorized\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": auth_check.challenge(self.web)},
                 )
                 await response(scope, receive, send)
                 return

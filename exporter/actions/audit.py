@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.em.parse import ParseError, parse_time
+from exporter.em.errors import ParseError
+from exporter.em.timefmt import parse_time
 
 log = logging.getLogger(__name__)
 

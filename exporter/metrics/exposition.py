@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import textformat
-from exporter.collector import FailoverCollector, failover_families
 from exporter.em.model import Plan, Session
-from exporter.offload import Offload
-from exporter.snapshot import Snapshot, Store
+from exporter.metrics import textformat
+from exporter.metrics.collectors import FailoverCollector, failover_families
+from exporter.metrics.offload import Offload
+from exporter.polling.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)
 

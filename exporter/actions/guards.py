@@ -1,0 +1,99 @@
+"""The checks a start request goes through, as pure functions of the request and what is known: the
+same inputs always give the same answer, so each check is tested on its own and the engine only
+strings them together (docs/actions.md has the order and the answers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from exporter.actions.audit import AuditState
+from exporter.actions.model import Outcome, StartRequest
+from exporter.config import ActionSettings, Caller
+from exporter.em.model import Plan, Session
+
+
+@dataclass(frozen=True)
+class Refusal:
+    outcome: Outcome
+    status: int
+    reason: str
+    em_task_id: str | None = None
+
+
+def resolve(plans: tuple[Plan, ...], ref: str) -> tuple[Plan | None, str]:
+    """The plan a request names, by ID or by name; a name several plans have is refused."""
+    by_id = [p for p in plans if p.id == ref]
+    if by_id:
+        return by_id[0], ""
+    by_name = [p for p in plans if p.name == ref]
+    if len(by_name) > 1:
+        return None, "plan name is ambiguous (several plans have it): use the plan ID"
+    if by_name:
+        return by_name[0], ""
+    return None, "no such cloud failover plan"
+
+
+def admit(
+    plan: Plan, caller: Caller, req: StartRequest, settings: ActionSettings, now: float
+) -> tuple[datetime | None, Refusal | None]:
+    """Kill switch, the caller's plans, the plan's restore point policy. Returns the StartDate to send."""
+    if settings.kill_switch:
+        return None, Refusal("forbidden", 403, "actions.kill_switch is on")
+    allowed = caller.plans if caller.plans is not None else settings.allowed_plans
+    if plan.name not in allowed and plan.id not in allowed:
+        return None, Refusal("forbidden", 403, f"plan not allowed for caller {caller.name!r}")
+    policies = settings.restore_point_min_age_seconds
+    min_age = policies.get(plan.name, policies.get(plan.id))
+    if min_age is None:
+        return req.start_date, None
+    newest_allowed = datetime.fromtimestamp(now - min_age, UTC)
+    if req.start_date is None:
+        return newest_allowed, None
+    if req.start_date > newest_allowed:
+        why = f"plan policy: restore points must be at least {min_age / 60:.0f} minutes old"
+        return None, Refusal("invalid", 422, why)
+    return req.start_date, None
+
+
+def clear_to_start(
+    plan: Plan,
+    req: StartRequest,
+    state: AuditState,
+    latest: Session | None,
+    settings: ActionSettings,
+    now: float,
+) -> Refusal | None:
+    """Under the plan's lock: not a repeat, nothing running, no start still on its way, no cooldown."""
+    if req.idempotency_key and req.idempotency_key in state.used_keys:
+        first = state.used_keys[req.idempotency_key]
+        return Refusal(
+            "duplicate",
+            200,
+            f"already handled as request {first.get('request_id')}",
+            em_task_id=first.get("em_task_id"),
+        )
+    if latest is not None and latest.active:
+        return Refusal("conflict", 409, f"failover session {latest.id} is still {latest.state}")
+    last = state.last_start.get(plan.id)
+    if last is None:
+        return None
+    before = state.previous_session.get(plan.id, "")
+    if _not_seen_yet(latest, before, last, now, settings.task_timeout_seconds):
+        # We asked EM to start it, and the session that start makes has not shown up yet: it runs.
+        why = f"a start was requested {now - last:.0f}s ago and its session is not visible yet"
+        return Refusal("conflict", 409, why)
+    if now - last < settings.cooldown_seconds:
+        why = f"started {now - last:.0f}s ago; cooldown is {settings.cooldown_seconds:.0f}s"
+        return Refusal("conflict", 409, why)
+    return None
+
+
+def _not_seen_yet(
+    latest: Session | None, before: str, requested: float, now: float, give_up_after: float
+) -> bool:
+    """True while the plan's latest session is still the one from before our start request (at most
+    give_up_after seconds): the session that start made is not visible yet, so it counts as running."""
+    if now - requested > give_up_after:
+        return False  # never showed up: do not block the plan for ever
+    return (latest.id if latest is not None else "") == before

@@ -1,0 +1,80 @@
+"""The values of the guarded start: what was asked, by whom, for which plan, and what was decided.
+
+The outcome and source vocabularies are declared once here; the metrics pre-register them, the README's
+tables and the tests read them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from exporter.config import Caller
+from exporter.em.model import Plan
+
+Source = Literal["api", "alertmanager"]
+SOURCES: tuple[Source, ...] = get_args(Source)
+
+# What a request's answer says (and the label of veeam_failover_start_requests_total).
+Outcome = Literal[
+    "accepted", "dry_run", "duplicate", "conflict", "forbidden", "unauthorized", "invalid", "em_error"
+]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+
+# What else the audit log records: a start on its way, a start whose answer was lost, alerts that
+# start nothing, and how EM's task for an accepted start went.
+AuditNote = Literal[
+    "starting",
+    "em_unknown",
+    "ignored",
+    "task_finished",
+    "task_failed",
+    "task_done_uncollected",
+    "task_uncollected",
+    "task_timeout",
+    "task_lost",
+]
+AUDIT_NOTES: tuple[AuditNote, ...] = get_args(AuditNote)
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    plan_ref: str  # plan name or ID
+    source: Source
+    start_date: datetime | None = None  # None: StartNow (latest restore points)
+    dry_run: bool = False
+    reason: str = ""
+    idempotency_key: str | None = None
+    alert_fingerprint: str | None = None
+    remote: str = ""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request on its way through the checks: its ID, who asked, what, and the plan it names."""
+
+    request_id: str
+    caller: Caller | None
+    request: StartRequest
+    plan: Plan | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    request_id: str
+    outcome: Outcome
+    status: int
+    reason: str
+    plan: str | None = None
+    plan_id: str | None = None
+    em_task_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"request_id": self.request_id, "outcome": self.outcome, "reason": self.reason}
+        if self.plan is not None:
+            out["plan"] = self.plan
+            out["plan_id"] = self.plan_id
+        if self.em_task_id is not None:
+            out["em_task"] = {"id": self.em_task_id}
+        return out

@@ -1,0 +1,40 @@
+"""Counters about our traffic to EM, kept by the client and read by the poller and the collectors."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RequestStats:
+    """Counters about our traffic to EM, read by the collector."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, reason)
+    logons: int = 0
+    bytes_received: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, endpoint: str, code: str, nbytes: int = 0) -> None:
+        with self._lock:
+            self.requests[(endpoint, code)] += 1
+            self.bytes_received += nbytes
+
+    def error(self, endpoint: str, reason: str) -> None:
+        with self._lock:
+            self.errors[(endpoint, reason)] += 1
+
+    def logon(self) -> None:
+        with self._lock:
+            self.logons += 1
+
+    def copy(self) -> RequestStats:
+        with self._lock:
+            return RequestStats(
+                requests=Counter(self.requests),
+                errors=Counter(self.errors),
+                logons=self.logons,
+                bytes_received=self.bytes_received,
+            )

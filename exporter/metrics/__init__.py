@@ -1,0 +1,1 @@
+"""Snapshots to the Prometheus exposition: collectors, the text writer, the renderer."""

@@ -1,0 +1,1 @@
+"""Reading EM in the background into immutable snapshots."""
