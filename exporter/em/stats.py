@@ -15,12 +15,20 @@ class RequestStats:
     errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, reason)
     logons: int = 0
     bytes_received: int = 0
+    # Requests a poll's budget counts: every one but the logons (one per EM session, not per poll).
+    charged: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, endpoint: str, code: str, nbytes: int = 0) -> None:
+    def count(self, endpoint: str, code: str, nbytes: int = 0, *, charged: bool = True) -> None:
         with self._lock:
             self.requests[(endpoint, code)] += 1
             self.bytes_received += nbytes
+            self.charged += charged
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.requests.values())
 
     def error(self, endpoint: str, reason: str) -> None:
         with self._lock:
@@ -37,4 +45,5 @@ class RequestStats:
                 errors=Counter(self.errors),
                 logons=self.logons,
                 bytes_received=self.bytes_received,
+                charged=self.charged,
             )

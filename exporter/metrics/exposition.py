@@ -22,6 +22,7 @@ from exporter.em.model import Plan, Session
 from exporter.metrics import textformat
 from exporter.metrics.collectors import FailoverCollector, failover_families
 from exporter.metrics.offload import Offload
+from exporter.polling.loop import BackgroundLoop
 from exporter.polling.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,9 @@ class Exposition:
         self._rendered: dict[Key, tuple[int, bytes]] = {}  # key -> (generation, body)
         self._encoders: dict[Key, Callable[[CollectorRegistry], bytes]] = {}
         self._render_lock = threading.Lock()  # one rendering at a time
-        self._changed = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        store.subscribe(self._changed.set)
+        # renders each new snapshot once, when the store says there is one
+        self._loop = BackgroundLoop("exposition", self._render_step, lambda: None, wait_first=True)
+        store.subscribe(self._loop.wake)
 
     def cached(self, accept: str, want_gzip: bool) -> tuple[bytes, str] | None:
         """The last rendering for this Accept header, if there is one. Cheap: safe on the event loop."""
@@ -137,23 +137,14 @@ class Exposition:
         )
         return head + tail + (textformat.EOF if openmetrics else b"")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._changed.wait()
-            self._changed.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.refresh()
-            except Exception:  # a rendering bug must not stop rendering for good
-                log.exception("rendering /metrics failed")
+    def _render_step(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # a rendering bug must not stop rendering for good
+            log.exception("rendering /metrics failed")
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._changed.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._loop.stop()

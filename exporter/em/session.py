@@ -1,0 +1,274 @@
+"""The EM logon session and its transport: httpx, `X-RestSvcSessionId` only (no cookies), whole-answer
+time-outs and size limits, every request counted. `client.py` builds the API calls on it."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import ssl
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from exporter.em import parse
+from exporter.em.address import normalize_base_url
+from exporter.em.errors import EMError, ParseError
+from exporter.em.stats import RequestStats
+from exporter.secret import Secret
+
+if TYPE_CHECKING:  # types only: the session needs it not at run time
+    from exporter.metrics.offload import Offload
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+XML = "application/xml"
+TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name
+# Route templates for the `endpoint` label: never an ID, so the label set stays bounded.
+EP_ROOT = "/api/"
+EP_LOGON = "/api/sessionMngr"
+EP_LOGOUT = "/api/logonSessions/{id}"
+
+
+def tls_verify(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext | bool:
+    if insecure_skip_verify:
+        return False
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    return True
+
+
+class _NoCookies(http.cookiejar.CookiePolicy):
+    """EM also sets its token as a cookie, and a cookie wins over the header (documented): a kept
+    cookie could send a stale token after a fresh logon. The header alone carries our session."""
+
+    netscape = True
+    rfc2965 = hide_cookie2 = False
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: urllib.request.Request) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: urllib.request.Request) -> bool:
+        return False
+
+
+class EMSession:
+    """One EM logon session over one HTTP connection pool: logged on when first needed, reused, renewed
+    once on 401, ended on close. Thread-safe: the poller and the action endpoints share it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: Secret,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        stats: RequestStats | None = None,
+        offload: Offload | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self._origin = self.base_url[: -len("/api")]
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._max_body = max_body_bytes
+        self.stats = stats or RequestStats()
+        self._offload = offload
+        self._http = httpx.Client(
+            verify=verify,
+            timeout=httpx.Timeout(timeout),
+            headers={"Accept": XML, "User-Agent": "veeam-failover-exporter"},
+            follow_redirects=False,
+            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+        )
+        # Sees every answer but the logon's and the logout's (`capture`); never any header.
+        self.recorder: Callable[[str, str, int, str, bytes], None] | None = None
+        self._token: str | None = None
+        self._logon_id: str | None = None
+        self._logon_lock = threading.Lock()
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    # -- session handling -------------------------------------------------------------
+
+    def logon(self) -> None:
+        with self._logon_lock:
+            self._logon_locked()
+
+    def _logon_locked(self) -> None:
+        self.stats.logon()
+        resp, body = self.send(
+            "POST",
+            "/sessionMngr/?v=latest",
+            EP_LOGON,
+            auth=(self._username, self._password.reveal()),
+            headers={"Content-Length": "0"},
+        )
+        if resp.status_code != 201:
+            msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
+            refused = resp.status_code in (401, 403)
+            hint = " (check the username, the password and the account's EM role)" if refused else ""
+            # refused credentials are a logon problem; an overloaded EM is a 5xx like any other
+            reason = "logon" if refused else ("http_5xx" if resp.status_code >= 500 else "http_4xx")
+            raise EMError(
+                reason,
+                f"EM refused the logon as {self._username!r}: HTTP {resp.status_code} {msg}{hint}",
+                resp.status_code,
+            )
+        token = resp.headers.get(TOKEN_HEADER)
+        if not token:
+            raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
+        try:
+            session = parse.parse_logon_session(body)
+        except ParseError as exc:
+            raise EMError("parse", f"EM logon: {exc}") from None
+        self._token = token
+        self._logon_id = session.session_id
+        log.info("logged on to EM %s as %s", self.base_url, self._username)
+
+    def logout(self) -> bool:
+        """End our EM logon session so it does not linger for EM's 15-minute idle timeout. False if EM
+        did not confirm it (logged, never raised: this runs on the way out)."""
+        with self._logon_lock:
+            token, logon_id = self._token, self._logon_id
+            self._token = self._logon_id = None
+        if not (token and logon_id):
+            return True
+        try:
+            resp, _ = self.send(
+                "DELETE",
+                f"/logonSessions/{quote(logon_id, safe='')}",
+                EP_LOGOUT,
+                headers={TOKEN_HEADER: token},
+            )
+        except EMError as exc:
+            log.warning("EM logout failed: %s", exc)
+            return False
+        if resp.status_code not in (200, 204):
+            log.warning("EM logout answered HTTP %d", resp.status_code)
+            return False
+        log.info("logged out of EM")
+        return True
+
+    def close(self) -> None:
+        self.logout()
+        self._http.close()
+
+    # -- transport ----------------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        url = self.base_url + path
+        deadline = time.monotonic() + self._timeout
+        try:
+            with self._http.stream(method, url, headers=headers, content=content, auth=auth) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise EMError("too_large", f"{endpoint}: answer larger than {self._max_body} bytes")
+                    if time.monotonic() > deadline:
+                        # A server that trickles bytes never trips the per-read time-out.
+                        raise EMError("timeout", f"{endpoint}: answer took longer than {self._timeout:g}s")
+                    chunks.append(chunk)
+        except EMError as exc:
+            self.stats.error(endpoint, exc.reason)
+            raise
+        except httpx.TimeoutException:
+            self.stats.error(endpoint, "timeout")
+            raise EMError("timeout", f"{endpoint}: no answer within {self._timeout:g}s") from None
+        except httpx.ConnectError as exc:
+            reason = "tls" if "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper() else "connect"
+            self.stats.error(endpoint, reason)
+            detail = (
+                f"TLS verification failed ({_short(exc)}); set em.ca_file" if reason == "tls" else _short(exc)
+            )
+            raise EMError(reason, f"{endpoint}: cannot connect to {self._origin}: {detail}") from None
+        except (httpx.HTTPError, ssl.SSLError) as exc:
+            self.stats.error(endpoint, "protocol")
+            raise EMError("protocol", f"{endpoint}: {type(exc).__name__}: {_short(exc)}") from None
+        body = b"".join(chunks)
+        self.stats.count(endpoint, str(resp.status_code), len(body), charged=endpoint != EP_LOGON)
+        if self.recorder is not None and endpoint not in (EP_LOGON, EP_LOGOUT):
+            self.recorder(method, path, resp.status_code, resp.headers.get("content-type", ""), body)
+        return resp, body
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        expect: Iterable[int] = (200,),
+        content: bytes | None = None,
+    ) -> bytes:
+        """An authenticated call. Logs on if needed; on 401 logs on again once and retries."""
+        for attempt in (1, 2):
+            with self._logon_lock:
+                if self._token is None:
+                    self._logon_locked()
+                token = self._token
+            headers = {TOKEN_HEADER: token or ""}
+            if content is not None:
+                headers["Content-Type"] = XML
+            resp, body = self.send(method, path, endpoint, headers=headers, content=content)
+            if resp.status_code == 401 and attempt == 1:
+                log.info("EM answered 401 on %s: logon session expired, logging on again", endpoint)
+                with self._logon_lock:
+                    if self._token == token:  # nobody renewed it meanwhile
+                        self._token = None
+                continue
+            if resp.status_code not in expect:
+                msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
+                kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
+                raise EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
+            ctype = resp.headers.get("content-type", "")
+            if body and ctype and "xml" not in ctype.lower():
+                self.stats.error(endpoint, "content_type")
+                raise EMError(
+                    "content_type",
+                    f"{endpoint}: EM answered {ctype[:60]!r}, expected application/xml "
+                    "(a proxy or a login page in between?)",
+                )
+            return body
+        raise AssertionError("unreachable")
+
+    def get_parsed(self, path: str, endpoint: str, parser: Callable[[bytes], _T]) -> _T:
+        body = self.request("GET", path, endpoint)
+        try:
+            if self._offload is not None and len(body) >= self._offload.parse_min_bytes:
+                return self._offload.run(parser, body)
+            return parser(body)
+        except ParseError as exc:
+            self.stats.error(endpoint, "parse")
+            raise EMError("parse", f"{endpoint}: {exc}") from None
+
+    # -- the API we use -----------------------------------------------------------------
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
