@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from exporter.cli import main
 from exporter.em.capture import CaptureError, read_capture
 from exporter.simulator import load_scenario
-from exporter.simulator.world import Logon
+from exporter.simulator.logons import Logon
 from tests.helpers import Samples, exporter_config, running_exporter, running_sim
 from tests.procs import free_port, wait_ready
 

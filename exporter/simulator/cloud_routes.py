@@ -1,0 +1,176 @@
+"""The simulated EM's Cloud Connect resources: plans (and their start), sessions, replica points, tasks."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from exporter.em.errors import ParseError
+from exporter.em.parse import parse_document
+from exporter.em.timefmt import parse_time
+from exporter.simulator import render
+from exporter.simulator.logons import Logon
+
+if TYPE_CHECKING:
+    from exporter.simulator.app import Simulator
+
+
+async def plans(sim: Simulator, request: Request, caller: Logon) -> Response:
+    base = sim.base(request)
+    plans = list(sim.world.plans.values())
+    entity = request.query_params.get("format", "").lower() == "entity"
+    if sim.replay is not None:
+        nodes = [n for _, n in sim.replay.plan_items(entity)]
+        name = "CloudFailoverPlans" if entity else "EntityReferences"
+        item = "CloudFailoverPlan" if entity else "Ref"
+        return sim.respond(request, (name, {}, nodes), collection_item=item)
+    if entity:
+        return sim.respond(
+            request,
+            ("CloudFailoverPlans", {}, [render.plan_entity(base, p) for p in plans]),
+            collection_item="CloudFailoverPlan",
+        )
+    return sim.respond(
+        request,
+        ("EntityReferences", {}, [render.plan_ref(base, p) for p in plans]),
+        collection_item="Ref",
+    )
+
+
+async def plan(sim: Simulator, request: Request, caller: Logon) -> Response:
+    plan = sim.world.plans.get(request.path_params["id"])
+    if plan is None:
+        return sim.error(request, 404, "Cloud failover plan not found.")
+    base = sim.base(request)
+    if request.query_params.get("format", "").lower() == "entity":
+        return sim.respond(request, render.plan_entity(base, plan))
+    return sim.respond(request, render.plan_ref(base, plan))
+
+
+async def plan_action(sim: Simulator, request: Request, caller: Logon) -> Response:
+    if sim.replay is not None:
+        return sim.error(request, 403, "A replayed Enterprise Manager starts nothing.")
+    action = request.query_params.get("action", "")
+    if action != "start":
+        return sim.error(request, 400, f"Unsupported action '{action[:40]}'.")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    try:
+        start_now, start_date = _start_spec(ctype, raw)
+    except ValueError as exc:
+        return sim.error(request, 400, str(exc))
+    task = sim.world.start_plan(request.path_params["id"], start_now, start_date, caller)
+    if task is None:
+        return sim.error(request, 404, "Cloud failover plan not found.")
+    return sim.respond(request, render.task_node(sim.base(request), task, "Running"), 202)
+
+
+async def sessions(sim: Simulator, request: Request, caller: Logon) -> Response:
+    base = sim.base(request)
+    # The reference collection lists the last 30 days only (documented).
+    cutoff = sim.world.clock() - 30 * 86400
+    views = [s for s in sim.world.sessions() if (s.creation_time or 0) >= cutoff]
+    if request.query_params.get("format", "").lower() == "entity":
+        return sim.respond(
+            request,
+            (
+                "CloudFailoverSessions",
+                {},
+                [render.session_entity(base, s, sim.profile.time_digits) for s in views],
+            ),
+            collection_item="CloudFailoverSession",
+        )
+    return sim.respond(
+        request,
+        ("EntityReferences", {}, [render.session_ref(base, s) for s in views]),
+        collection_item="Ref",
+    )
+
+
+async def session(sim: Simulator, request: Request, caller: Logon) -> Response:
+    s = sim.world.session(request.path_params["id"])
+    if s is None:
+        return sim.error(request, 404, "Cloud failover session not found.")
+    base = sim.base(request)
+    if request.query_params.get("format", "").lower() == "entity":
+        return sim.respond(request, render.session_entity(base, s, sim.profile.time_digits))
+    return sim.respond(request, render.session_ref(base, s))
+
+
+async def points(sim: Simulator, request: Request, caller: Logon) -> Response:
+    base = sim.base(request)
+    pts = list(sim.world.points.values())
+    item = sim.profile.point_item
+    digits = sim.profile.time_digits
+    if request.query_params.get("format", "").lower() == "entity":
+        return sim.respond(
+            request,
+            ("CloudVmReplicaPoints", {}, [render.point_entity(base, p, item, digits) for p in pts]),
+            collection_item=item,
+        )
+    return sim.respond(
+        request, ("EntityReferences", {}, [render.point_ref(base, p) for p in pts]), collection_item="Ref"
+    )
+
+
+async def point(sim: Simulator, request: Request, caller: Logon) -> Response:
+    if sim.replay is not None:
+        found = sim.replay.point_items([request.path_params["id"]], True, "CloudVmReplicaPoint")
+        if not found:
+            return sim.error(request, 404, "Replica point not found.")
+        return sim.respond(request, found[0][1])
+    p = sim.world.points.get(request.path_params["id"])
+    if p is None:
+        return sim.error(request, 404, "Replica point not found.")
+    base = sim.base(request)
+    if request.query_params.get("format", "").lower() == "entity":
+        return sim.respond(request, render.point_entity(base, p, digits=sim.profile.time_digits))
+    return sim.respond(request, render.point_ref(base, p))
+
+
+async def task(sim: Simulator, request: Request, caller: Logon) -> Response:
+    found = sim.world.task(request.path_params["id"], caller)
+    if found is None:
+        return sim.error(request, 404, "Task not found.")
+    task, state = found
+    return sim.respond(request, render.task_node(sim.base(request), task, state))
+
+
+async def delete_task(sim: Simulator, request: Request, caller: Logon) -> Response:
+    if not sim.world.delete_task(request.path_params["id"], caller):
+        return sim.error(request, 404, "Task not found.")
+    return Response(status_code=204)
+
+
+def _start_spec(content_type: str, raw: bytes) -> tuple[bool, float | None]:
+    if content_type == "application/json":
+        try:
+            data: Any = json.loads(raw.decode("utf-8-sig"))
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError("Request body is not valid JSON.") from None
+        start_now = data.get("StartNow") is True if isinstance(data, dict) else False
+        date_raw = data.get("StartDate") if isinstance(data, dict) else None
+    elif content_type == "application/xml":
+        try:
+            root = parse_document(raw)
+        except ParseError:
+            raise ValueError("Node [root] does not exist.") from None
+        if root.tag.rpartition("}")[2] != "CloudFailoverPlanManagementSpec":
+            raise ValueError("Node [root] does not exist.")
+        fields = {c.tag.rpartition("}")[2]: (c.text or "").strip() for c in root}
+        start_now = fields.get("StartNow", "").lower() == "true"
+        date_raw = fields.get("StartDate")
+    else:
+        raise ValueError("Content-Type must be application/xml or application/json.")
+    start_date = None
+    if not start_now:
+        if not date_raw:
+            raise ValueError("Either StartNow or StartDate must be specified.")
+        try:
+            start_date = parse_time(str(date_raw))
+        except ParseError:
+            raise ValueError("StartDate is not a valid date.") from None
+    return start_now, start_date
