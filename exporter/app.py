@@ -74,7 +74,7 @@ class Exporter:
         self.app: Starlette = create_app(
             self.store,
             self.exposition,
-            em_url=self.client.base_url,
+            em_url=self.client.session.base_url,
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
             recent_actions=None if self.actions is None else self.actions.recorder.recent,

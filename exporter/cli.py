@@ -191,7 +191,7 @@ def capture(config_path: str | None, out_path: str, pseudonymize: bool, **overri
     _setup_logging("warning")
     recording = captures.new_capture(__version__)
     client = client_for(config.em)
-    client.recorder = recording.record
+    client.session.recorder = recording.record
     # one full poll that reads every replica point at once, so the capture holds all of them
     poller = Poller(client, dataclasses.replace(config.poll, point_queries_per_poll=10_000), Store())
     try:

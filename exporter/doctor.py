@@ -168,7 +168,7 @@ def _api(client: EMClient) -> Check:
 
 def _logon(client: EMClient, username: str) -> Check:
     try:
-        client.logon()
+        client.session.logon()
     except EMError as exc:
         if exc.status == 401:
             hint = "wrong user name or password (EM answered 401); domain accounts as user@domain"
@@ -353,7 +353,7 @@ def _ago(seconds: float) -> str:
 
 
 def _logout(client: EMClient) -> Check:
-    if client.logout():
+    if client.session.logout():
         return Check("logout", "OK", "logon session ended")
     return Check("logout", "WARN", "EM did not confirm the logout", "the session ends after 15 idle minutes")
 

@@ -11,11 +11,12 @@ import ssl
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from exporter.em import parse
 from exporter.em.errors import EMError, ParseError
 from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
+from exporter.em.paging import count_from_page, pages
 from exporter.em.session import EP_ROOT, EMSession, tls_verify
 from exporter.em.stats import RequestStats
 from exporter.em.timefmt import em_time
@@ -91,32 +92,10 @@ class EMClient:
         self.page_size = page_size
         self._max_pages = max_pages
 
-    # The session's parts callers use: counters, the base URL, the capture hook, logon and logout.
+    # What callers use of the session itself: its counters, and closing it (logout included).
     @property
     def stats(self) -> RequestStats:
         return self.session.stats
-
-    @property
-    def base_url(self) -> str:
-        return self.session.base_url
-
-    @property
-    def timeout(self) -> float:
-        return self.session.timeout
-
-    @property
-    def recorder(self) -> Recorder | None:
-        return self.session.recorder
-
-    @recorder.setter
-    def recorder(self, value: Recorder | None) -> None:
-        self.session.recorder = value
-
-    def logon(self) -> None:
-        self.session.logon()
-
-    def logout(self) -> bool:
-        return self.session.logout()
 
     def close(self) -> None:
         self.session.close()
@@ -137,8 +116,12 @@ class EMClient:
         }
         if since is not None:
             params["filter"] = creation_filter(since)
-        yield from self._pages(
-            "/query?" + urlencode(params, quote_via=quote), EP_SESSION_QUERY, parse.parse_session_query
+        yield from pages(
+            self.session,
+            "/query?" + urlencode(params, quote_via=quote),
+            EP_SESSION_QUERY,
+            parse.parse_session_query,
+            self._max_pages,
         )
 
     def session_count(self, since: float) -> int | None:
@@ -170,48 +153,6 @@ class EMClient:
         except ParseError as exc:
             raise EMError("parse", f"GET /api/: {exc}") from None
 
-    def _pages(self, path: str, endpoint: str, parser: Callable[[bytes], Page[_T]]) -> Iterator[Page[_T]]:
-        """Every page of a query, following `Next`. No `Next`, or a page with no items, ends the result
-        whatever PagesCount says: EM versions differ on empty results (PagesCount 0 or 1, or no
-        PagingInfo at all), and none of those is an error."""
-        seen: set[str] = set()
-        next_path: str | None = path
-        announced: int | None = None  # PagesCount on the first page, if it gave one
-        while next_path is not None:
-            if len(seen) >= self._max_pages:
-                raise EMError(
-                    "paging", f"{endpoint}: more than {self._max_pages} pages; stopped following Next"
-                )
-            seen.add(next_path)
-            page = self.session.get_parsed(next_path, endpoint, parser)
-            announced = page.pages_count if announced is None else announced
-            if announced and len(seen) > announced:
-                # an EM that pages forever: it said how many pages there are, believe that
-                raise EMError("paging", f"{endpoint}: EM offers page {len(seen)} of {announced}; stopped")
-            yield page
-            if not page.items and not page.errors:
-                return
-            next_path = self.api_relative(page.next_path)
-            if next_path in seen:
-                raise EMError("paging", f"{endpoint}: the Next link points back to a page already read")
-
-    def api_relative(self, link: str | None) -> str | None:
-        """An EM link, made relative to our base URL's `/api`. EM writes absolute links naming the host
-        it believes it has (often `localhost`) and no path prefix a reverse proxy in front of it adds,
-        so only what follows `/api/` in the link is used."""
-        if link is None:
-            return None
-        parts = urlsplit(link)
-        path = parts.path
-        base_path = urlsplit(self.base_url).path
-        if path.startswith(base_path + "/"):
-            rest = path[len(base_path) :]
-        elif "/api/" in path:
-            rest = path[path.index("/api/") + len("/api") :]
-        else:
-            raise EMError("paging", "EM link outside the API path")
-        return rest + ("?" + parts.query if parts.query else "")
-
     def replica_points(
         self, ids: Iterable[str], form: str = "urn"
     ) -> tuple[list[ReplicaPoint], tuple[str, ...]]:
@@ -230,10 +171,12 @@ class EMClient:
                 "pageSize": str(max(self.page_size, len(chunk))),
                 "filter": flt,
             }
-            for page in self._pages(
+            for page in pages(
+                self.session,
                 "/query?" + urlencode(params, quote_via=quote),
                 EP_POINT_QUERY,
                 parse.parse_replica_point_query,
+                self._max_pages,
             ):
                 points.extend(page.items)
                 errors.extend(page.errors)
@@ -254,16 +197,7 @@ class EMClient:
 
     def start_plan(self, plan_id: str, start_date: datetime | None = None) -> Task:
         """POST ?action=start. XML elements in XSD order; exactly one of StartNow / StartDate."""
-        if start_date is None:
-            spec = "<StartNow>true</StartNow>"
-        else:
-            stamp = start_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            spec = f"<StartDate>{stamp}</StartDate>"
-        content = (
-            '<?xml version="1.0" encoding="utf-8"?>\n'
-            '<CloudFailoverPlanManagementSpec xmlns="http://www.veeam.com/ent/v1.0">'
-            f"{spec}</CloudFailoverPlanManagementSpec>"
-        ).encode()
+        content = _start_spec(start_date)
         body = self.session.request(
             "POST",
             f"/cloud/cloudFailoverPlans/{quote(plan_id, safe='')}?action=start",
@@ -280,15 +214,15 @@ class EMClient:
         return self.session.get_parsed(f"/tasks/{quote(task_id, safe='')}", EP_TASK, parse.parse_task)
 
 
-def count_from_page(page: Page[str]) -> int | None:
-    """The number of items a query has, from its first page asked with pageSize=1: the page's item
-    count when everything fits on it, PagesCount when EM paged at one item, None when the answer does
-    not say (no PagingInfo but a Next link; or more than one item and more pages)."""
-    n = len(page.items) + len(page.errors)
-    if n == 0:
-        return 0
-    if n == 1 and page.pages_count is not None:
-        return max(page.pages_count, 1)
-    if page.next_path is None and (page.pages_count is None or page.pages_count <= 1):
-        return n  # EM ignored pageSize and answered all of them
-    return None
+def _start_spec(start_date: datetime | None) -> bytes:
+    """The start request's body: XML elements in XSD order, exactly one of StartNow / StartDate."""
+    if start_date is None:
+        spec = "<StartNow>true</StartNow>"
+    else:
+        stamp = start_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = f"<StartDate>{stamp}</StartDate>"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<CloudFailoverPlanManagementSpec xmlns="http://www.veeam.com/ent/v1.0">'
+        f"{spec}</CloudFailoverPlanManagementSpec>"
+    ).encode()

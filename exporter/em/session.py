@@ -87,13 +87,7 @@ class EMSession:
         self._max_body = max_body_bytes
         self.stats = stats or RequestStats()
         self._offload = offload
-        self._http = httpx.Client(
-            verify=verify,
-            timeout=httpx.Timeout(timeout),
-            headers={"Accept": XML, "User-Agent": "veeam-failover-exporter"},
-            follow_redirects=False,
-            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
-        )
+        self._http = _http_client(verify, timeout)
         # Sees every answer but the logon's and the logout's (`capture`); never any header.
         self.recorder: Callable[[str, str, int, str, bytes], None] | None = None
         self._token: str | None = None
@@ -119,26 +113,7 @@ class EMSession:
             auth=(self._username, self._password.reveal()),
             headers={"Content-Length": "0"},
         )
-        if resp.status_code != 201:
-            msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
-            refused = resp.status_code in (401, 403)
-            hint = " (check the username, the password and the account's EM role)" if refused else ""
-            # refused credentials are a logon problem; an overloaded EM is a 5xx like any other
-            reason = "logon" if refused else ("http_5xx" if resp.status_code >= 500 else "http_4xx")
-            raise EMError(
-                reason,
-                f"EM refused the logon as {self._username!r}: HTTP {resp.status_code} {msg}{hint}",
-                resp.status_code,
-            )
-        token = resp.headers.get(TOKEN_HEADER)
-        if not token:
-            raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
-        try:
-            session = parse.parse_logon_session(body)
-        except ParseError as exc:
-            raise EMError("parse", f"EM logon: {exc}") from None
-        self._token = token
-        self._logon_id = session.session_id
+        self._token, self._logon_id = _logon_answer(resp, body, self._username)
         log.info("logged on to EM %s as %s", self.base_url, self._username)
 
     def logout(self) -> bool:
@@ -198,19 +173,10 @@ class EMSession:
         except EMError as exc:
             self.stats.error(endpoint, exc.reason)
             raise
-        except httpx.TimeoutException:
-            self.stats.error(endpoint, "timeout")
-            raise EMError("timeout", f"{endpoint}: no answer within {self._timeout:g}s") from None
-        except httpx.ConnectError as exc:
-            reason = "tls" if "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper() else "connect"
-            self.stats.error(endpoint, reason)
-            detail = (
-                f"TLS verification failed ({_short(exc)}); set em.ca_file" if reason == "tls" else _short(exc)
-            )
-            raise EMError(reason, f"{endpoint}: cannot connect to {self._origin}: {detail}") from None
         except (httpx.HTTPError, ssl.SSLError) as exc:
-            self.stats.error(endpoint, "protocol")
-            raise EMError("protocol", f"{endpoint}: {type(exc).__name__}: {_short(exc)}") from None
+            err = _transport_error(exc, endpoint, self._origin, self._timeout)
+            self.stats.error(endpoint, err.reason)
+            raise err from None
         body = b"".join(chunks)
         self.stats.count(endpoint, str(resp.status_code), len(body), charged=endpoint != EP_LOGON)
         if self.recorder is not None and endpoint not in (EP_LOGON, EP_LOGOUT):
@@ -242,18 +208,11 @@ class EMSession:
                     if self._token == token:  # nobody renewed it meanwhile
                         self._token = None
                 continue
-            if resp.status_code not in expect:
-                msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
-                kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
-                raise EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
-            ctype = resp.headers.get("content-type", "")
-            if body and ctype and "xml" not in ctype.lower():
-                self.stats.error(endpoint, "content_type")
-                raise EMError(
-                    "content_type",
-                    f"{endpoint}: EM answered {ctype[:60]!r}, expected application/xml "
-                    "(a proxy or a login page in between?)",
-                )
+            problem = _unusable(resp, body, endpoint, expect)
+            if problem is not None:
+                if problem.reason == "content_type":
+                    self.stats.error(endpoint, "content_type")
+                raise problem
             return body
         raise AssertionError("unreachable")
 
@@ -268,6 +227,66 @@ class EMSession:
             raise EMError("parse", f"{endpoint}: {exc}") from None
 
     # -- the API we use -----------------------------------------------------------------
+
+
+def _http_client(verify: ssl.SSLContext | bool, timeout: float) -> httpx.Client:
+    return httpx.Client(
+        verify=verify,
+        timeout=httpx.Timeout(timeout),
+        headers={"Accept": XML, "User-Agent": "veeam-failover-exporter"},
+        follow_redirects=False,
+        cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+    )
+
+
+def _logon_answer(resp: httpx.Response, body: bytes, username: str) -> tuple[str, str]:
+    """The token and the logon session ID of a logon's answer, or why there are none."""
+    if resp.status_code != 201:
+        raise _logon_refused(resp.status_code, resp.headers.get("content-type", ""), body, username)
+    token = resp.headers.get(TOKEN_HEADER)
+    if not token:
+        raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
+    try:
+        return token, parse.parse_logon_session(body).session_id
+    except ParseError as exc:
+        raise EMError("parse", f"EM logon: {exc}") from None
+
+
+def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable[int]) -> EMError | None:
+    """Why an answer cannot be used: an unexpected status (with EM's message), or a body that is not
+    XML (a proxy or a login page in between); None if it can."""
+    ctype = resp.headers.get("content-type", "")
+    if resp.status_code not in expect:
+        msg = parse.parse_error_message(body, ctype)
+        kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
+        return EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
+    if body and ctype and "xml" not in ctype.lower():
+        return EMError(
+            "content_type",
+            f"{endpoint}: EM answered {ctype[:60]!r}, expected application/xml "
+            "(a proxy or a login page in between?)",
+        )
+    return None
+
+
+def _logon_refused(status: int, content_type: str, body: bytes, username: str) -> EMError:
+    msg = parse.parse_error_message(body, content_type)
+    refused = status in (401, 403)
+    hint = " (check the username, the password and the account's EM role)" if refused else ""
+    # refused credentials are a logon problem; an overloaded EM is a 5xx like any other
+    reason = "logon" if refused else ("http_5xx" if status >= 500 else "http_4xx")
+    return EMError(reason, f"EM refused the logon as {username!r}: HTTP {status} {msg}{hint}", status)
+
+
+def _transport_error(exc: Exception, endpoint: str, origin: str, timeout: float) -> EMError:
+    """No usable answer: the reason (a bounded label value) and a message without secrets."""
+    if isinstance(exc, httpx.TimeoutException):
+        return EMError("timeout", f"{endpoint}: no answer within {timeout:g}s")
+    if isinstance(exc, httpx.ConnectError):
+        tls = "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper()
+        detail = f"TLS verification failed ({_short(exc)}); set em.ca_file" if tls else _short(exc)
+        return EMError("tls" if tls else "connect", f"{endpoint}: cannot connect to {origin}: {detail}")
+    return EMError("protocol", f"{endpoint}: {type(exc).__name__}: {_short(exc)}")
 
 
 def _short(exc: BaseException) -> str:

@@ -189,4 +189,4 @@ class Poller:
         self._loop.start()
 
     def stop(self) -> None:
-        self._loop.stop(timeout=self.client.timeout + 5)
+        self._loop.stop(timeout=self.client.session.timeout + 5)

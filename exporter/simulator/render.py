@@ -14,8 +14,8 @@ from exporter.simulator.scenario import stable_id
 if TYPE_CHECKING:  # what is rendered; the renderers need none of it at run time
     from exporter.simulator.scenario import PlanSpec
     from exporter.simulator.sessions import Point
+    from exporter.simulator.tasks import SimTask
     from exporter.simulator.views import SessionView
-    from exporter.simulator.world import SimTask
 
 NS = "http://www.veeam.com/ent/v1.0"
 _NS_ATTRS = (

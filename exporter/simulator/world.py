@@ -14,19 +14,10 @@ from exporter.simulator.faults import Faults
 from exporter.simulator.logons import Logon, Logons
 from exporter.simulator.scenario import PlanSpec, Scenario, stable_id
 from exporter.simulator.sessions import DynamicSession, Point, fixed_session_points, scenario_points
+from exporter.simulator.tasks import SimTask, Tasks
 from exporter.simulator.views import SessionView
 
 _RANK = {"Success": 0, "Warning": 1, "Failed": 2}
-
-
-@dataclass
-class SimTask:
-    id: str
-    logon_id: str
-    created: float
-    ready_at: float
-    session_id: str
-    plan_name: str
 
 
 @dataclass
@@ -53,13 +44,12 @@ class World:
         self.dynamic: dict[str, DynamicSession] = {}
         self.logon_book = Logons(scenario, clock, self.lock)
         self.logons = self.logon_book.by_token  # token -> logon session
-        self.tasks: dict[str, SimTask] = {}
+        self.task_book = Tasks(scenario, clock, self.lock)
         self.starts: list[StartRecord] = []
         self.logouts = 0
         self.cookie_requests = 0  # API calls that carried an EM cookie (a client should keep none)
         self.queries: collections.deque[str] = collections.deque(maxlen=500)  # decoded /api/query strings
         self.requests: collections.Counter[str] = collections.Counter()  # "METHOD route" -> count
-        self._task_seq = 0
         self._next_start: dict[str, float] = {}
         self._points_by_vm = scenario_points(scenario, self.born)
         for pts in self._points_by_vm.values():
@@ -103,7 +93,7 @@ class World:
             if not self.logon_book.logout(session_id, caller):
                 return False
             self.logouts += 1
-            self.tasks = {k: t for k, t in self.tasks.items() if t.logon_id != session_id}
+            self.task_book.forget(session_id)
             return True
 
     def expire_tokens(self) -> None:
@@ -173,40 +163,13 @@ class World:
                 StartRecord(plan_id=plan_id, start_now=start_now, start_date=start_date, at=now)
             )
             session = self._new_session(plan, now, start_date)
-            self._task_seq += 1
-            task = SimTask(
-                id=f"task-{self._task_seq}",
-                logon_id=caller.session_id,
-                created=now,
-                ready_at=now + self.scenario.task_delay / self.scenario.time_scale,
-                session_id=session.id,
-                plan_name=plan.name,
-            )
-            self.tasks[task.id] = task
-            return task
+            return self.task_book.create(caller, session.id, plan.name)
 
     def task(self, task_id: str, caller: Logon) -> tuple[SimTask, str] | None:
-        """The task and its state; tasks belong to the logon session that made them.
-
-        Running, then OperationFinished (done on the backup server, EM has not collected it yet) for
-        the scenario's task_collect_delay, then Finished."""
-        with self.lock:
-            task = self.tasks.get(task_id)
-            if task is None or task.logon_id != caller.session_id:
-                return None
-            now = self.clock()
-            if now < task.ready_at:
-                return task, "Running"
-            collected_at = task.ready_at + self.scenario.task_collect_delay / self.scenario.time_scale
-            return task, "Finished" if now >= collected_at else "OperationFinished"
+        return self.task_book.state(task_id, caller)
 
     def delete_task(self, task_id: str, caller: Logon) -> bool:
-        with self.lock:
-            found = self.task(task_id, caller)
-            if found is None:
-                return False
-            del self.tasks[task_id]
-            return True
+        return self.task_book.delete(task_id, caller)
 
 
 @dataclass
