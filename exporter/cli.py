@@ -16,7 +16,8 @@ import click
 import uvicorn
 
 from exporter import __version__
-from exporter.config import ConfigError, load_config, parse_listen_address
+from exporter.config import ConfigError, parse_listen_address
+from exporter.config_load import load_config
 from exporter.simulator.profiles import PROFILES
 
 log = logging.getLogger("exporter")

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.config import build_config
+from exporter.config_load import build_config
 from tests.procs import binary
 
 ROOT = Path(__file__).parent.parent

@@ -18,7 +18,8 @@ import trustme
 import yaml
 
 from exporter.app import Exporter
-from exporter.config import ConfigError, WebSettings, build_config
+from exporter.config import ConfigError, WebSettings
+from exporter.config_load import build_config
 from exporter.http.auth import allows
 from exporter.http.server import ServerThread
 from exporter.secret import Secret

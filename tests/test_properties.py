@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from exporter.actions import alertmanager
 from exporter.actions.routes import BadRequest, _start_request
-from exporter.config import ConfigError, build_config
+from exporter.config import ConfigError
+from exporter.config_load import build_config
 from exporter.em import parse, timefmt
 from exporter.em.errors import ParseError
 from exporter.simulator.query import FilterError, compile_filter

@@ -1,0 +1,95 @@
+"""The `actions:` section: caller tokens (from their own file), allowed plans, plan policies."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from exporter.config import ActionSettings, Caller, ConfigError
+from exporter.config_values import bool_, mapping, number, numbers, read_yaml, string
+from exporter.secret import Secret
+
+MIN_TOKEN_LENGTH = 16
+ACTION_KEYS = {f.name for f in fields(ActionSettings)} - {
+    "callers",
+    "restore_point_min_age_seconds",
+} | {"tokens_file", "plans"}
+
+
+def _plan_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(f"{where}: must be a list of plan names or IDs")
+    return tuple(value)
+
+
+def _token(value: Any, where: str) -> Secret:
+    if not isinstance(value, str) or len(value.strip()) < MIN_TOKEN_LENGTH:
+        # short tokens can be guessed; the value itself is never echoed
+        raise ConfigError(f"{where}: must be a string of at least {MIN_TOKEN_LENGTH} characters")
+    return Secret(value.strip())
+
+
+def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
+    callers: list[Caller] = []
+    if path is not None:
+        data = read_yaml(path)
+        for name, entry in data.items():
+            where = f"actions.tokens_file {path}: {name}"
+            if isinstance(entry, str):
+                callers.append(Caller(name=str(name), token=_token(entry, where)))
+            elif isinstance(entry, dict):
+                unknown = set(entry) - {"token", "plans"}
+                if unknown:
+                    raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting; known: plans, token")
+                plans = _plan_list(entry["plans"], f"{where}.plans") if "plans" in entry else None
+                callers.append(
+                    Caller(name=str(name), token=_token(entry.get("token"), f"{where}.token"), plans=plans)
+                )
+            else:
+                raise ConfigError(f"{where}: must be a token or a mapping with token and plans")
+    if env.get("VEEAM_ACTION_TOKEN"):
+        callers.append(Caller(name="env", token=_token(env["VEEAM_ACTION_TOKEN"], "VEEAM_ACTION_TOKEN")))
+    tokens = [c.token.reveal() for c in callers]
+    if len(set(tokens)) != len(tokens):
+        raise ConfigError("actions.tokens_file: two callers share a token; give each its own")
+    return tuple(callers)
+
+
+def action_settings(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
+    enabled = bool_(d, "enabled", "actions", False)
+    if not enabled:
+        return ActionSettings()
+    callers = _callers(string(d, "tokens_file", "actions"), env)
+    if not callers:
+        raise ConfigError(
+            "actions.tokens_file: actions are enabled but no caller token is set "
+            "(actions.tokens_file or VEEAM_ACTION_TOKEN)"
+        )
+    audit_log = string(d, "audit_log", "actions")
+    if audit_log is None:
+        raise ConfigError(
+            "actions.audit_log: required when actions are enabled (the guards persist their state there)"
+        )
+    label = string(d, "alertmanager_plan_label", "actions") or "veeam_failover_plan"
+    policies: dict[str, float] = {}
+    plans = d.get("plans") or {}
+    if not isinstance(plans, dict):
+        raise ConfigError("actions.plans: must be a mapping of plan name or ID to its policy")
+    for plan, policy in plans.items():
+        where = f"actions.plans.{plan}"
+        policy = mapping(policy, where, {"restore_point_min_age_minutes"})
+        if "restore_point_min_age_minutes" in policy:
+            policies[str(plan)] = 60 * number(policy, "restore_point_min_age_minutes", where, 0, minimum=1)
+    return ActionSettings(
+        enabled=True,
+        kill_switch=bool_(d, "kill_switch", "actions", False),
+        dry_run=bool_(d, "dry_run", "actions", False),
+        callers=callers,
+        allowed_plans=_plan_list(d.get("allowed_plans"), "actions.allowed_plans"),
+        audit_log=audit_log,
+        alertmanager_plan_label=label,
+        **numbers(ActionSettings, d, "actions"),
+        restore_point_min_age_seconds=policies,
+    )

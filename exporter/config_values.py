@@ -1,0 +1,95 @@
+"""Reading one setting: a mapping with known keys, a number with its minimum, a string, a boolean, a
+YAML file, a secret from a file. Each error names the key and what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config import ConfigError
+from exporter.secret import Secret
+
+
+def mapping(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(map(str, value)) - allowed)
+    if unknown:
+        hint = ""
+        if "password" in unknown:
+            hint = " (put the password in a file and set em.password_file, or set VEEAM_EM_PASSWORD)"
+        raise ConfigError(f"{key}.{unknown[0]}: unknown setting{hint}; known: {', '.join(sorted(allowed))}")
+    return value
+
+
+def number(
+    d: dict[str, Any], key: str, where: str, default: float, *, minimum: float, integer: bool = False
+) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not float(v).is_integer()):
+        raise ConfigError(f"{where}.{key}: must be {'an integer' if integer else 'a number'}, got {v!r}")
+    if v < minimum:
+        raise ConfigError(f"{where}.{key}: must be at least {minimum:g}, got {v!r}")
+    return float(v)
+
+
+def numbers(cls: type, d: dict[str, Any], where: str) -> dict[str, Any]:
+    """Every numeric setting of a settings class (see `setting`) read from `d`, defaults and minimums
+    from the fields themselves: one loader, no default written twice."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if "minimum" in f.metadata:
+            integer = f.type == "int"
+            assert isinstance(f.default, int | float), f"{cls.__name__}.{f.name} needs a default"
+            v = number(d, f.name, where, f.default, minimum=f.metadata["minimum"], integer=integer)
+            out[f.name] = int(v) if integer else v
+    return out
+
+
+def string(d: dict[str, Any], key: str, where: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise ConfigError(f"{where}.{key}: must be a non-empty string, got {v!r}")
+    return v
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a YAML mapping at the top level")
+    return data
+
+
+def secret_file(path: str, where: str) -> Secret:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ConfigError(f"{where}: {path} is empty")
+    return Secret(value)
+
+
+def bool_(d: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    v = d.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where}.{key}: must be true or false, got {v!r}")
+    return v
