@@ -35,7 +35,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.em import parse
+from exporter.em import parse, xmldoc
 from exporter.em.model import Session
 from exporter.metrics.collectors import FailoverCollector
 from exporter.polling.snapshot import Store
@@ -405,8 +405,8 @@ class NaiveExporter:
             plans, _ = parse.parse_plans(
                 http.get(self.sim + "/cloud/cloudFailoverPlans?format=Entity", headers=h).content
             )
-            refs = parse.parse_document(http.get(self.sim + "/cloud/failoverSessions", headers=h).content)
-            ids = [parse.id_from_uid(ref.get("UID")) for ref in refs]
+            refs = xmldoc.parse_document(http.get(self.sim + "/cloud/failoverSessions", headers=h).content)
+            ids = [xmldoc.id_from_uid(ref.get("UID")) for ref in refs]
             sessions: dict[tuple[str, str], Session] = {}
             for sid in ids:
                 s = parse.parse_session(

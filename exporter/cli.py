@@ -9,15 +9,16 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import click
 import uvicorn
 
 from exporter import __version__
+from exporter.cli_em import capture, doctor, settings_options
 from exporter.config import ConfigError, parse_listen_address
 from exporter.config_load import load_config
+from exporter.logs import setup_logging
 from exporter.simulator.profiles import PROFILES
 
 log = logging.getLogger("exporter")
@@ -46,70 +47,25 @@ def _return_big_buffers_to_the_system() -> None:
         pass
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # httpx logs every request at INFO; that is our metrics' job, not the log's
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 @click.group()
 @click.version_option(__version__, prog_name="veeam-failover-exporter")
 def main() -> None:
     """Prometheus exporter for Veeam Backup Enterprise Manager cloud failover."""
 
 
-def _settings_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options `run` reads its settings from; `doctor` and `capture` take the same ones."""
-    for option in reversed(_SETTINGS_OPTIONS):
-        command = option(command)
-    return command
-
-
-_SETTINGS_OPTIONS = [
-    click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file."),
-    click.option(
-        "--em-url", envvar="VEEAM_EM_URL", help="EM address, e.g. https://em.example:9398 [VEEAM_EM_URL]"
-    ),
-    click.option("--em-username", envvar="VEEAM_EM_USERNAME", help="EM user [VEEAM_EM_USERNAME]"),
-    click.option(
-        "--em-password-file",
-        type=click.Path(dir_okay=False),
-        help="File holding the EM password (or set VEEAM_EM_PASSWORD).",
-    ),
-    click.option(
-        "--em-ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify EM's certificate."
-    ),
-    click.option(
-        "--em-insecure-skip-verify",
-        is_flag=True,
-        default=None,
-        help="Do not verify EM's TLS certificate. Dangerous; prefer --em-ca-file.",
-    ),
-    click.option(
-        "--listen-address",
-        envvar="VEEAM_EXPORTER_LISTEN_ADDRESS",
-        help="host:port to serve on (default 0.0.0.0:9849) [VEEAM_EXPORTER_LISTEN_ADDRESS]",
-    ),
-    click.option(
-        "--poll-interval", type=float, help="Seconds between polls while a failover runs (default 10)."
-    ),
-    click.option(
-        "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Default info."
-    ),
-]
+main.add_command(doctor)
+main.add_command(capture)
 
 
 @main.command()
-@_settings_options
+@settings_options
 def run(config_path: str | None, **overrides: Any) -> None:
     """Run the exporter against a real Enterprise Manager."""
     try:
         config = load_config(config_path, overrides)
     except ConfigError as exc:
         raise click.UsageError(f"config: {exc}") from None
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level)
     _serving_process()
     from exporter.app import Exporter
 
@@ -137,85 +93,6 @@ def run(config_path: str | None, **overrides: Any) -> None:
 
 
 @main.command()
-@_settings_options
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
-def doctor(config_path: str | None, as_json: bool, **overrides: Any) -> None:
-    """Check first contact with a real Enterprise Manager, with the settings `run` would use.
-
-    One line per check (OK, WARN, FAIL, SKIP) with what to do; exit code 0 when no check failed."""
-    import json
-
-    from exporter import doctor as checks
-
-    try:
-        config = load_config(config_path, overrides)
-    except ConfigError as exc:
-        raise click.UsageError(f"config: {exc}") from None
-    _setup_logging("error")  # the checks say what went wrong; log lines would repeat it
-    done: list[checks.Check] = []
-    for check in checks.run_checks(config):
-        done.append(check)
-        if not as_json:
-            click.echo(check.line())
-    counts = {s: sum(c.status == s for c in done) for s in ("OK", "WARN", "FAIL", "SKIP")}
-    if as_json:
-        click.echo(json.dumps({"passed": checks.passed(done), "checks": checks.as_json(done)}, indent=2))
-    else:
-        click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
-    sys.exit(0 if checks.passed(done) else 1)
-
-
-@main.command()
-@_settings_options
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Capture file.")
-@click.option(
-    "--pseudonymize",
-    is_flag=True,
-    help="Replace tenant, plan, VM and server names, IDs and host names consistently.",
-)
-def capture(config_path: str | None, out_path: str, pseudonymize: bool, **overrides: Any) -> None:
-    """Record the EM answers of one full poll into one file (attach it to a bug report).
-
-    Never recorded: the logon and logout exchanges, and any header. `simulate --replay FILE` serves it."""
-    import dataclasses
-
-    from exporter.em import capture as captures
-    from exporter.em.client import client_for
-    from exporter.em.errors import EMError
-    from exporter.polling.poller import Poller
-    from exporter.polling.snapshot import Store
-
-    try:
-        config = load_config(config_path, overrides)
-    except ConfigError as exc:
-        raise click.UsageError(f"config: {exc}") from None
-    _setup_logging("warning")
-    recording = captures.new_capture(__version__)
-    client = client_for(config.em)
-    client.session.recorder = recording.record
-    # one full poll that reads every replica point at once, so the capture holds all of them
-    poller = Poller(client, dataclasses.replace(config.poll, point_queries_per_poll=10_000), Store())
-    try:
-        client.api_versions()
-        snap = poller.poll_once()
-    except EMError as exc:
-        snap = None
-        click.echo(f"capture: {exc}", err=True)
-    finally:
-        client.close()
-    if pseudonymize:
-        recording = captures.pseudonymize(recording)
-    captures.write_capture(recording, out_path)
-    click.echo(
-        f"captured {len(recording.answers)} EM answers into {out_path}"
-        + (" (pseudonymized)" if pseudonymize else " (real names: review before sharing)")
-    )
-    if snap is None or not snap.up:
-        click.echo("capture: the poll did not complete; the file holds what EM answered", err=True)
-        sys.exit(1)
-
-
-@main.command()
 @click.option(
     "--scenario",
     default="demo",
@@ -239,7 +116,7 @@ def simulate(
     scenario: str, listen_address: str, time_scale: float | None, profile: str | None, replay_path: str | None
 ) -> None:
     """Run the EM simulator alone (plain HTTP)."""
-    _setup_logging("info")
+    setup_logging("info")
     sim = _replaying(replay_path, profile) if replay_path else _simulator(scenario, time_scale, profile)
     try:
         host, port = parse_listen_address(listen_address)
@@ -304,7 +181,7 @@ def demo(scenario: str, listen_address: str, time_scale: float | None, profile: 
     from exporter.http.server import ServerThread
     from exporter.secret import Secret
 
-    _setup_logging("info")
+    setup_logging("info")
     sim = _simulator(scenario, time_scale, profile)
     user, password = next(iter(sim.world.scenario.users.items()))
     em_server = ServerThread(sim.app).start()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.em import parse, timefmt
+from exporter.em import answers, parse, timefmt
 from exporter.em.errors import ParseError
 from tests.helpers import utc as ts
 
@@ -136,10 +136,10 @@ def test_error_messages_from_xml_and_json() -> None:
     xml = (
         b'<Error Message="Object reference not set." StatusCode="500" xmlns="http://www.veeam.com/ent/v1.0"/>'
     )
-    assert parse.parse_error_message(xml) == "Object reference not set."
+    assert answers.parse_error_message(xml) == "Object reference not set."
     js = b'{"FirstChanceExceptionMessage":null,"Message":"Node [root] does not exist.","StatusCode":400}'
-    assert parse.parse_error_message(js, "application/json") == "Node [root] does not exist."
-    assert parse.parse_error_message(b"<<<") == "unreadable error body"
+    assert answers.parse_error_message(js, "application/json") == "Node [root] does not exist."
+    assert answers.parse_error_message(b"<<<") == "unreadable error body"
 
 
 def test_deeply_nested_and_oversized_documents_do_not_crash() -> None:

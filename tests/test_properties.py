@@ -15,7 +15,7 @@ from exporter.actions import alertmanager
 from exporter.actions.routes import BadRequest, _start_request
 from exporter.config import ConfigError
 from exporter.config_load import build_config
-from exporter.em import parse, timefmt
+from exporter.em import answers, parse, timefmt
 from exporter.em.errors import ParseError
 from exporter.simulator.query import FilterError, compile_filter
 
@@ -27,7 +27,7 @@ PARSERS = [
     parse.parse_replica_point_query,
     parse.parse_reference_query,
     parse.parse_task,
-    parse.parse_logon_session,
+    answers.parse_logon_session,
 ]
 
 json_values = st.recursive(

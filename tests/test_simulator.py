@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.em import parse
+from exporter.em import answers, parse, xmldoc
 from exporter.simulator.query import FilterError, compile_filter
 from exporter.simulator.scenario import ScenarioError, scenario_from_dict
 from tests.helpers import RunningSim, running_sim
@@ -41,14 +41,14 @@ def test_bad_logon_gets_401_with_challenge_and_error_body(sim: RunningSim) -> No
     r = httpx.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "nope"))
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Basic Realm=RestSvc"
-    assert parse.parse_error_message(r.content) == "Login failed: wrong user name or password."
+    assert answers.parse_error_message(r.content) == "Login failed: wrong user name or password."
 
 
 def test_missing_or_unknown_token_gets_401_error(sim: RunningSim) -> None:
     for headers in ({}, {"X-RestSvcSessionId": "bogus"}):
         r = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=headers)
         assert r.status_code == 401
-        assert "expired" in parse.parse_error_message(r.content)
+        assert "expired" in answers.parse_error_message(r.content)
 
 
 def test_cookie_wins_over_header(sim: RunningSim) -> None:
@@ -64,7 +64,7 @@ def test_logout_then_the_token_is_dead(sim: RunningSim) -> None:
     token = logon(sim)
     h = {"X-RestSvcSessionId": token}
     sessions = httpx.get(sim.url + "/api/logonSessions", headers=h)
-    sid = parse.parse_document(sessions.content)[0].findtext("{http://www.veeam.com/ent/v1.0}SessionId")
+    sid = xmldoc.parse_document(sessions.content)[0].findtext("{http://www.veeam.com/ent/v1.0}SessionId")
     assert httpx.delete(f"{sim.url}/api/logonSessions/{sid}", headers=h).status_code == 204
     assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 401
 
@@ -162,7 +162,7 @@ def test_bad_start_bodies_get_400(sim: RunningSim, ctype: str, body: bytes, mess
     r = httpx.post(
         f"{sim.url}/api/cloud/cloudFailoverPlans/{SEED_PLAN_ID}?action=start", headers=h, content=body
     )
-    assert r.status_code == 400 and parse.parse_error_message(r.content) == message
+    assert r.status_code == 400 and answers.parse_error_message(r.content) == message
     assert sim.world.starts == []
 
 

@@ -16,16 +16,20 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from exporter.actions import guards
 from exporter.actions.model import Attempt, Decision, Outcome, StartRequest
 from exporter.actions.recorder import Recorder
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
-from exporter.em.client import EMClient
 from exporter.em.errors import EMError
 from exporter.http.auth import bearer, matching
 from exporter.polling.snapshot import Store
+
+if TYPE_CHECKING:  # types only
+    from exporter.em.client import EMClient
+
 
 # EM errors after the start request was sent with no readable answer back: it may have been carried out.
 # (connect, tls and logon fail before sending; an HTTP error status is EM saying it did not start it.)

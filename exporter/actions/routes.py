@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,9 +12,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from exporter.actions import alertmanager
-from exporter.actions.engine import Actions
 from exporter.actions.model import Decision, Source, StartRequest
 from exporter.config import Caller
+
+if TYPE_CHECKING:  # types only
+    from exporter.actions.engine import Actions
+
 
 START_FIELDS = {"start_now", "start_date", "dry_run", "reason"}
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from exporter.actions.model import Decision
 from exporter.actions.recorder import Recorder
 from exporter.config import ActionSettings
-from exporter.em.client import EMClient
 from exporter.em.errors import EMError
 from exporter.polling.loop import BackgroundLoop
+
+if TYPE_CHECKING:  # types only
+    from exporter.em.client import EMClient
+
 
 _UNCOLLECTED = (
     "done on the backup server; EM shows the session after its next data collection (15 min by default)"

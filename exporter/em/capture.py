@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from exporter.em import parse
+from exporter.em import xmldoc
 from exporter.em.errors import ParseError
 
 FORMAT = "veeam-failover-exporter-capture"
@@ -168,7 +168,7 @@ def pseudonymize(capture: Capture) -> Capture:
 
 def _pseudonymize_body(body: str, names: Pseudonyms) -> str:
     try:
-        root = parse.parse_document(body.encode("utf-8"))
+        root = xmldoc.parse_document(body.encode("utf-8"))
     except ParseError:
         return ""  # never keep what we cannot read, and so cannot clean
     _walk(root, None, names)

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlencode
 
-from exporter.em import parse
+from exporter.em import answers, parse
 from exporter.em.errors import EMError, ParseError
 from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
 from exporter.em.paging import count_from_page, pages
 from exporter.em.session import EP_ROOT, EMSession, tls_verify
 from exporter.em.stats import RequestStats
-from exporter.em.timefmt import em_time
+from exporter.em.timefmt import creation_filter
 from exporter.secret import Secret
 
 if TYPE_CHECKING:  # types only: the client needs neither at run time
@@ -43,11 +43,6 @@ EP_TASK = "/api/tasks/{id}"
 POINTS_PER_QUERY = 80
 
 
-def creation_filter(since: float) -> str:
-    """EM's filter syntax as its own links write it: `field>=value`, the value in double quotes."""
-    return f'CreationTime>="{em_time(since)}"'
-
-
 def client_for(em: EMSettings, offload: Offload | None = None) -> EMClient:
     """The client for these settings: the one `run`, `doctor` and `capture` all use."""
     return EMClient(
@@ -64,6 +59,8 @@ def client_for(em: EMSettings, offload: Offload | None = None) -> EMClient:
 
 class EMClient:
     """The EM API calls the exporter makes, each parsed at the edge into typed objects."""
+
+    points_per_query = POINTS_PER_QUERY
 
     def __init__(
         self,
@@ -146,10 +143,10 @@ class EMClient:
         """`GET /api/` (no logon needed): the API versions this EM offers."""
         resp, body = self.session.send("GET", "/", EP_ROOT)
         if resp.status_code != 200:
-            msg = parse.parse_error_message(body, resp.headers.get("content-type", ""))
+            msg = answers.parse_error_message(body, resp.headers.get("content-type", ""))
             raise EMError("http_4xx" if resp.status_code < 500 else "http_5xx", f"GET /api/: {msg}")
         try:
-            return parse.parse_api_versions(body)
+            return answers.parse_api_versions(body)
         except ParseError as exc:
             raise EMError("parse", f"GET /api/: {exc}") from None
 

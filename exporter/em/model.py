@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -11,6 +11,11 @@ T = TypeVar("T")
 # they are kept as plain strings and exported alongside the documented ones, never dropped.
 SESSION_STATES: tuple[str, ...] = ("Starting", "Working", "Stopping", "Stopped")
 SESSION_RESULTS: tuple[str, ...] = ("None", "Success", "Warning", "Failed")
+
+# How this EM finds replica points by ID: a UID filter with the URN, one with the bare GUID, or only
+# GET /cloud/vmReplicaPoints/{id}. EM does not document which; the poller learns it (polling/points.py).
+LookupForm = Literal["urn", "guid", "entity"]
+LOOKUP_FORMS: tuple[LookupForm, ...] = ("urn", "guid", "entity")
 
 # A session is over once it is Stopped; anything else (documented or not) counts as active, so an
 # unknown state keeps the poller in its fast cadence rather than silently going idle.

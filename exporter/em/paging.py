@@ -4,12 +4,14 @@ first page. EM versions differ on empty results; none of their ways is an error 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from exporter.em.errors import EMError
 from exporter.em.model import Page
-from exporter.em.session import EMSession
+
+if TYPE_CHECKING:  # the session is passed in; paging needs only its type
+    from exporter.em.session import EMSession
 
 _T = TypeVar("_T")
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from exporter.em import parse
+from exporter.em import answers
 from exporter.em.address import normalize_base_url
 from exporter.em.errors import EMError, ParseError
 from exporter.em.stats import RequestStats
@@ -247,7 +247,7 @@ def _logon_answer(resp: httpx.Response, body: bytes, username: str) -> tuple[str
     if not token:
         raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
     try:
-        return token, parse.parse_logon_session(body).session_id
+        return token, answers.parse_logon_session(body).session_id
     except ParseError as exc:
         raise EMError("parse", f"EM logon: {exc}") from None
 
@@ -257,7 +257,7 @@ def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable
     XML (a proxy or a login page in between); None if it can."""
     ctype = resp.headers.get("content-type", "")
     if resp.status_code not in expect:
-        msg = parse.parse_error_message(body, ctype)
+        msg = answers.parse_error_message(body, ctype)
         kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
         return EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
     if body and ctype and "xml" not in ctype.lower():
@@ -270,7 +270,7 @@ def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable
 
 
 def _logon_refused(status: int, content_type: str, body: bytes, username: str) -> EMError:
-    msg = parse.parse_error_message(body, content_type)
+    msg = answers.parse_error_message(body, content_type)
     refused = status in (401, 403)
     hint = " (check the username, the password and the account's EM role)" if refused else ""
     # refused credentials are a logon problem; an overloaded EM is a 5xx like any other

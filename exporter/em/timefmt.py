@@ -63,3 +63,8 @@ def em_time(ts: float) -> str:
     """Unix seconds -> the UTC form EM's query filters document (13.x: "accepts only UTC-formatted
     DateTime values", e.g. 2025-08-15T06:00:00Z). Whole seconds: EM compares on them."""
     return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def creation_filter(since: float) -> str:
+    """EM's filter syntax as its own links write it: `field>=value`, the value in double quotes."""
+    return f'CreationTime>="{em_time(since)}"'

@@ -4,9 +4,13 @@ a plan not known yet): at 200 plans they are megabytes of XML, not worth reading
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from exporter.em.client import EMClient
 from exporter.em.model import Plan, plan_name_conflicts
+
+if TYPE_CHECKING:  # the client is passed in; only its type is needed here
+    from exporter.em.client import EMClient
+
 
 log = logging.getLogger(__name__)
 

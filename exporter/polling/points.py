@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from exporter.em.client import POINTS_PER_QUERY, EMClient
 from exporter.em.errors import EMError
-from exporter.em.model import ReplicaPoint
+from exporter.em.model import LOOKUP_FORMS, LookupForm, ReplicaPoint
+
+if TYPE_CHECKING:  # the client is passed in; only its type is needed here
+    from exporter.em.client import EMClient
+
 
 log = logging.getLogger(__name__)
 
-LookupForm = Literal["urn", "guid", "entity"]
-LOOKUP_FORMS: tuple[LookupForm, ...] = ("urn", "guid", "entity")
 Problem = tuple[str, str]  # (error reason, message)
 
 
@@ -49,12 +50,12 @@ class ReplicaPointCache:
             return self._probe(new, queries)
         if self.form == "entity":
             return self._read_each(new[:queries])
-        return self._read_chunks(new[: queries * POINTS_PER_QUERY], self.form)
+        return self._read_chunks(new[: queries * self.client.points_per_query], self.form)
 
     def _probe(self, new: list[str], queries: int) -> list[Problem]:
         """Find the form this EM answers, on the first chunk of points, one request per form tried; a
         poll whose budget ends mid-way goes on with the next form at the next poll."""
-        chunk = new[:POINTS_PER_QUERY]
+        chunk = new[: self.client.points_per_query]
         for form in LOOKUP_FORMS:
             if form in self._tried:
                 continue
@@ -88,7 +89,8 @@ class ReplicaPointCache:
         return []
 
     def _read_chunks(self, batch: list[str], form: LookupForm) -> list[Problem]:
-        chunks = [batch[i : i + POINTS_PER_QUERY] for i in range(0, len(batch), POINTS_PER_QUERY)]
+        n = self.client.points_per_query
+        chunks = [batch[i : i + n] for i in range(0, len(batch), n)]
         problems: list[Problem] = []
 
         def query(chunk: list[str]) -> tuple[list[ReplicaPoint], tuple[str, ...]] | EMError:

@@ -19,9 +19,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from exporter.config import PollSettings
-from exporter.em.client import EMClient
 from exporter.em.errors import EMError
 from exporter.em.model import Session
 from exporter.polling.loop import BackgroundLoop
@@ -29,6 +29,10 @@ from exporter.polling.plans import PlanBook
 from exporter.polling.points import ReplicaPointCache
 from exporter.polling.snapshot import Snapshot, Store
 from exporter.polling.window import PlanKey, SessionWindow
+
+if TYPE_CHECKING:  # the client is passed in; only its type is needed here
+    from exporter.em.client import EMClient
+
 
 log = logging.getLogger(__name__)
 Problem = tuple[str, str]  # (error reason, message)

@@ -14,10 +14,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from exporter.config import PollSettings
-from exporter.em.client import EMClient
 from exporter.em.model import Session
+
+if TYPE_CHECKING:  # the client is passed in; only its type is needed here
+    from exporter.em.client import EMClient
+
 
 log = logging.getLogger(__name__)
 

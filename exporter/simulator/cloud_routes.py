@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from exporter.em.errors import ParseError
-from exporter.em.parse import parse_document
 from exporter.em.timefmt import parse_time
+from exporter.em.xmldoc import parse_document
 from exporter.simulator import render
 from exporter.simulator.logons import Logon
 

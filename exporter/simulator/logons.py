@@ -9,8 +9,10 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from exporter.simulator.scenario import Scenario
+if TYPE_CHECKING:  # types only
+    from exporter.simulator.scenario import Scenario
 
 
 @dataclass

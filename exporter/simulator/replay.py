@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from exporter.em import parse
+from exporter.em import parse, xmldoc
 from exporter.em.capture import Capture
 from exporter.em.errors import ParseError
 
@@ -59,7 +59,7 @@ def load_replay(capture: Capture) -> Replay:
             continue
         body = answer.body.encode("utf-8")
         try:
-            root = parse.parse_document(body)
+            root = xmldoc.parse_document(body)
         except ParseError:
             continue
         kind = _local(root.tag)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from exporter.simulator.logons import Logon
-from exporter.simulator.scenario import Scenario
+if TYPE_CHECKING:  # types only
+    from exporter.simulator.logons import Logon
+    from exporter.simulator.scenario import Scenario
 
 
 @dataclass

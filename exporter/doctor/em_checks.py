@@ -1,157 +1,24 @@
-"""`veeam-failover-exporter doctor`: first contact with a real EM, one check a line, each with what to do.
-
-The checks run in the order a connection is made (name, port, TLS, API, logon, data), and a check
-whose ground failed is skipped with the reason. Required checks decide the exit code; the others
-(WARN) say what this EM does differently and how the exporter copes. Nothing secret is ever printed:
-messages come from EMError, whose texts never hold the password or the token.
-"""
+"""The checks that speak to EM: API versions, logon, plans, the poller's own queries with what this EM does
+(empty results, counting, how it reads DateTime values, which replica point lookup it answers), data
+age, logout."""
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
-from exporter.config import Config
-from exporter.em.client import EMClient, client_for, creation_filter
+from exporter.doctor.model import CLOCK_SKEW_WARN_SECONDS, Check, Found, Status
+from exporter.em.timefmt import creation_filter
+
+if TYPE_CHECKING:
+    from exporter.em.client import EMClient
 from exporter.em.errors import EMError
-from exporter.em.model import Plan, Session
-from exporter.polling.points import LOOKUP_FORMS
-
-Status = Literal["OK", "WARN", "FAIL", "SKIP"]
-DATA_AGE_WARN_SECONDS = 30 * 86400.0
-CERT_EXPIRY_WARN_DAYS = 30
-CLOCK_SKEW_WARN_SECONDS = 300.0
+from exporter.em.model import LOOKUP_FORMS, Session
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-    hint: str = ""
-
-    def line(self) -> str:
-        text = f"{self.status:<4}  {self.name:<18} {self.detail}"
-        return text + (f"\n      {'':<18} -> {self.hint}" if self.hint else "")
-
-
-@dataclass
-class _Found:
-    """What earlier checks learnt, for the later ones."""
-
-    plans: tuple[Plan, ...] = ()
-    sessions: tuple[Session, ...] = ()
-
-
-def run_checks(config: Config) -> Iterator[Check]:
-    em = config.em
-    parts = urlsplit(em.url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-
-    dns = _dns(host)
-    yield dns
-    if dns.status == "FAIL":
-        return
-    tcp = _tcp(host, port, em.timeout_seconds)
-    yield tcp
-    if tcp.status == "FAIL":
-        return
-    if parts.scheme == "https":
-        tls = _tls(host, port, em.ca_file, em.insecure_skip_verify, em.timeout_seconds)
-        yield tls
-        if tls.status == "FAIL":
-            return
-    client = client_for(em)
-    try:
-        yield _api(client)
-        logon = _logon(client, em.username)
-        yield logon
-        if logon.status == "FAIL":
-            return
-        found = _Found()
-        plans = _plans(client, found)
-        yield plans
-        if plans.status != "FAIL":
-            yield from _queries(client, found)
-            yield _data_age(found)
-        yield Check("token idle expiry", "SKIP", "not probed: EM ends an idle logon after 15 minutes")
-        yield _logout(client)
-    finally:
-        client.close()
-
-
-def _dns(host: str) -> Check:
-    try:
-        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
-    except OSError as exc:
-        return Check(
-            "dns",
-            "FAIL",
-            f"cannot resolve {host!r}: {exc.strerror or exc}",
-            "check em.url's host name",
-        )
-    return Check("dns", "OK", f"{host} -> {', '.join(str(a) for a in addresses[:4])}")
-
-
-def _tcp(host: str, port: int, timeout: float) -> Check:
-    started = time.monotonic()
-    try:
-        with socket.create_connection((host, port), timeout=min(timeout, 10.0)):
-            pass
-    except OSError as exc:
-        return Check(
-            "tcp",
-            "FAIL",
-            f"cannot connect to {host}:{port}: {exc.strerror or exc}",
-            "is EM running, and its REST API port (9398 since VBR 10) open from here?",
-        )
-    return Check("tcp", "OK", f"{host}:{port} answers ({(time.monotonic() - started) * 1000:.0f} ms)")
-
-
-def _tls(host: str, port: int, ca_file: str | None, insecure: bool, timeout: float) -> Check:
-    if insecure:
-        return Check(
-            "tls",
-            "WARN",
-            "certificate not verified (em.insecure_skip_verify)",
-            "set em.ca_file to the CA that signed EM's certificate instead",
-        )
-    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-    try:
-        with (
-            socket.create_connection((host, port), timeout=min(timeout, 10.0)) as raw,
-            ctx.wrap_socket(raw, server_hostname=host) as tls_sock,
-        ):
-            cert = tls_sock.getpeercert() or {}
-    except ssl.SSLCertVerificationError as exc:
-        return Check(
-            "tls",
-            "FAIL",
-            f"EM's certificate is not trusted: {exc.verify_message}",
-            "set em.ca_file to the CA bundle that signed EM's certificate (EM's own self-signed "
-            "certificate: export it from the EM server)",
-        )
-    except (ssl.SSLError, OSError) as exc:
-        return Check("tls", "FAIL", f"TLS handshake failed: {exc}", "is this port EM's HTTPS port (9398)?")
-    not_after = cert.get("notAfter")
-    if not isinstance(not_after, str):
-        return Check("tls", "OK", "certificate trusted")
-    expires = ssl.cert_time_to_seconds(not_after)
-    days = (expires - time.time()) / 86400
-    when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d")
-    if days < CERT_EXPIRY_WARN_DAYS:
-        return Check("tls", "WARN", f"certificate trusted, expires {when} ({days:.0f} days)", "renew it")
-    return Check("tls", "OK", f"certificate trusted for {host}, expires {when}")
-
-
-def _api(client: EMClient) -> Check:
+def api(client: EMClient) -> Check:
     try:
         versions = client.api_versions()
     except EMError as exc:
@@ -166,7 +33,7 @@ def _api(client: EMClient) -> Check:
     return Check("api", "OK", f"API versions {', '.join(versions)}")
 
 
-def _logon(client: EMClient, username: str) -> Check:
+def logon(client: EMClient, username: str) -> Check:
     try:
         client.session.logon()
     except EMError as exc:
@@ -183,7 +50,7 @@ def _logon(client: EMClient, username: str) -> Check:
     return Check("logon", "OK", f"logged on as {username!r}")
 
 
-def _plans(client: EMClient, found: _Found) -> Check:
+def plans(client: EMClient, found: Found) -> Check:
     try:
         plans, errors = client.plans()
     except EMError as exc:
@@ -209,22 +76,22 @@ def _plans(client: EMClient, found: _Found) -> Check:
     return Check("plans", "OK", detail)
 
 
-def _queries(client: EMClient, found: _Found) -> Iterator[Check]:
-    yield _guard("session query", lambda: _session_query(client, found))
-    yield _guard("empty results", lambda: _empty_results(client))
-    yield _guard("session count", lambda: _session_count(client))
-    yield _guard("datetime filter", lambda: _datetime_filter(client, found))
-    yield _guard("replica points", lambda: _replica_points(client, found))
+def queries(client: EMClient, found: Found) -> Iterator[Check]:
+    yield guard("session query", lambda: session_query(client, found))
+    yield guard("empty results", lambda: empty_results(client))
+    yield guard("session count", lambda: session_count(client))
+    yield guard("datetime filter", lambda: datetime_filter(client, found))
+    yield guard("replica points", lambda: replica_points(client, found))
 
 
-def _guard(name: str, check: Callable[[], Check]) -> Check:
+def guard(name: str, check: Callable[[], Check]) -> Check:
     try:
         return check()
     except EMError as exc:
         return Check(name, "FAIL", str(exc), "the poller makes this request every poll")
 
 
-def _session_query(client: EMClient, found: _Found) -> Check:
+def session_query(client: EMClient, found: Found) -> Check:
     sessions: list[Session] = []
     errors: list[str] = []
     for page in client.session_pages(time.time() - 30 * 86400):
@@ -237,7 +104,7 @@ def _session_query(client: EMClient, found: _Found) -> Check:
     return Check("session query", "OK", detail)
 
 
-def _empty_results(client: EMClient) -> Check:
+def empty_results(client: EMClient) -> Check:
     page = client.session_reference_page('CreationTime>="2999-01-01T00:00:00Z"', page_size=1)
     shape = "no PagingInfo" if page.pages_count is None else f"PagesCount={page.pages_count}"
     if page.items:
@@ -250,7 +117,7 @@ def _empty_results(client: EMClient) -> Check:
     return Check("empty results", "OK", f"an empty result says {shape} (accepted)")
 
 
-def _session_count(client: EMClient) -> Check:
+def session_count(client: EMClient) -> Check:
     count = client.session_count(time.time() - 30 * 86400)
     if count is None:
         return Check(
@@ -262,7 +129,7 @@ def _session_count(client: EMClient) -> Check:
     return Check("session count", "OK", f"counting works ({count} in the last 30 days)")
 
 
-def _datetime_filter(client: EMClient, found: _Found) -> Check:
+def datetime_filter(client: EMClient, found: Found) -> Check:
     """Ask for the newest session back by its own CreationTimeUTC: a server reading the value as UTC
     finds it at that second and not one second later; a server reading local time is off by hours."""
     known = next((s for s in found.sessions if s.start is not None), None)
@@ -271,7 +138,7 @@ def _datetime_filter(client: EMClient, found: _Found) -> Check:
     t = float(int(known.start))
 
     def finds(at: float) -> bool:
-        page = client.session_reference_page(f"{creation_filter(at)};Name=={_quote(known.plan)}", 100)
+        page = client.session_reference_page(f"{creation_filter(at)};Name=={quote(known.plan)}", 100)
         return known.id in page.items
 
     if finds(t) and not finds(t + 1):
@@ -296,11 +163,11 @@ def _datetime_filter(client: EMClient, found: _Found) -> Check:
     )
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _replica_points(client: EMClient, found: _Found) -> Check:
+def replica_points(client: EMClient, found: Found) -> Check:
     point_id = next((t.restore_point_id for s in found.sessions for t in s.tasks if t.restore_point_id), None)
     if point_id is None:
         return Check("replica points", "SKIP", "no failover session with a VM to look a point up by")
@@ -327,7 +194,7 @@ def _replica_points(client: EMClient, found: _Found) -> Check:
     )
 
 
-def _data_age(found: _Found) -> Check:
+def data_age(found: Found) -> Check:
     newest = next((s.start for s in found.sessions if s.start is not None), None)
     if newest is None:
         return Check("data age", "SKIP", "no failover session in the last 30 days")
@@ -340,10 +207,10 @@ def _data_age(found: _Found) -> Check:
             f"the newest session starts in the future ({when})",
             "EM's clock, or this machine's, is off",
         )
-    return Check("data age", "OK", f"newest failover session created {when} ({_ago(age)} ago)")
+    return Check("data age", "OK", f"newest failover session created {when} ({ago(age)} ago)")
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
@@ -352,15 +219,7 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _logout(client: EMClient) -> Check:
+def logout(client: EMClient) -> Check:
     if client.session.logout():
         return Check("logout", "OK", "logon session ended")
     return Check("logout", "WARN", "EM did not confirm the logout", "the session ends after 15 idle minutes")
-
-
-def as_json(checks: list[Check]) -> list[dict[str, str]]:
-    return [asdict(c) for c in checks]
-
-
-def passed(checks: list[Check]) -> bool:
-    return not any(c.status == "FAIL" for c in checks)
