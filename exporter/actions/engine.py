@@ -23,7 +23,7 @@ from exporter.actions.model import Attempt, Decision, Outcome, StartRequest
 from exporter.actions.recorder import Recorder
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
-from exporter.em.errors import EMError
+from exporter.em.errors import EMError, Reason
 from exporter.http.auth import bearer, matching
 from exporter.polling.snapshot import Store
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # types only
 
 # EM errors after the start request was sent with no readable answer back: it may have been carried out.
 # (connect, tls and logon fail before sending; an HTTP error status is EM saying it did not start it.)
-ANSWER_LOST = frozenset({"timeout", "protocol", "parse", "content_type", "too_large"})
+ANSWER_LOST: frozenset[Reason] = frozenset({"timeout", "protocol", "parse", "content_type", "too_large"})
 
 
 class Actions:

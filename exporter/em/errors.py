@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+# Why a call to EM failed: the `reason` label of veeam_em_poll_errors_total and
+# veeam_em_request_errors_total. The one list: the metrics pre-register it, the README documents it.
+Reason = Literal[
+    "timeout",  # no (whole) answer in time
+    "connect",  # no connection
+    "tls",  # EM's certificate not trusted
+    "protocol",  # the connection broke, or HTTP itself went wrong
+    "http_4xx",  # EM refused the request
+    "http_5xx",  # EM failed or is overloaded
+    "logon",  # EM refused our credentials
+    "parse",  # an answer (or an item in it) we could not read
+    "paging",  # the query service's paging went round in circles or never ended
+    "too_large",  # an answer over em.max_body_bytes
+    "content_type",  # not XML: a proxy or a login page in between
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
+
 
 class EMError(Exception):
     """A failed EM call. `reason` is a bounded label value; the message never holds secrets."""
 
-    def __init__(self, reason: str, message: str, status: int | None = None) -> None:
+    def __init__(self, reason: Reason, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status

@@ -17,7 +17,7 @@ import httpx
 
 from exporter.em import answers
 from exporter.em.address import normalize_base_url
-from exporter.em.errors import EMError, ParseError
+from exporter.em.errors import EMError, ParseError, Reason
 from exporter.em.stats import RequestStats
 from exporter.secret import Secret
 
@@ -258,7 +258,7 @@ def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable
     ctype = resp.headers.get("content-type", "")
     if resp.status_code not in expect:
         msg = answers.parse_error_message(body, ctype)
-        kind = "http_5xx" if resp.status_code >= 500 else "http_4xx"
+        kind: Reason = "http_5xx" if resp.status_code >= 500 else "http_4xx"
         return EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
     if body and ctype and "xml" not in ctype.lower():
         return EMError(
@@ -274,7 +274,7 @@ def _logon_refused(status: int, content_type: str, body: bytes, username: str) -
     refused = status in (401, 403)
     hint = " (check the username, the password and the account's EM role)" if refused else ""
     # refused credentials are a logon problem; an overloaded EM is a 5xx like any other
-    reason = "logon" if refused else ("http_5xx" if status >= 500 else "http_4xx")
+    reason: Reason = "logon" if refused else ("http_5xx" if status >= 500 else "http_4xx")
     return EMError(reason, f"EM refused the logon as {username!r}: HTTP {status} {msg}{hint}", status)
 
 

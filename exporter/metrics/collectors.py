@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.em.errors import REASONS
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask, plan_name_conflicts
 from exporter.em.timefmt import point_time_from_name
 from exporter.metrics.textformat import RowGauge
@@ -23,20 +24,6 @@ from exporter.polling.snapshot import Snapshot, Store
 if TYPE_CHECKING:  # the collector reads the engine's counters; it needs no more of it
     from exporter.actions.engine import Actions
 
-# Poll failure reasons we can name in advance: exported as 0 from the start so rate() works at once.
-POLL_ERROR_REASONS = (
-    "timeout",
-    "connect",
-    "tls",
-    "protocol",
-    "http_4xx",
-    "http_5xx",
-    "logon",
-    "parse",
-    "paging",
-    "too_large",
-    "content_type",
-)
 
 _CACHED = " Read from EM by the background poller; served from its last snapshot."
 
@@ -73,7 +60,8 @@ class HealthCollector(Collector):
         errors = CounterMetricFamily(
             "veeam_em_poll_errors", "Polls that failed or partly failed, by reason.", labels=["reason"]
         )
-        for reason in sorted(set(POLL_ERROR_REASONS) | set(snap.poll_errors)):
+        # every reason from the start, at 0, so rate() works at once
+        for reason in sorted(set(REASONS) | set(snap.poll_errors)):
             errors.add_metric([reason], snap.poll_errors.get(reason, 0))
         yield errors
         em = snap.em

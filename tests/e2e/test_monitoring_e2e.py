@@ -20,7 +20,7 @@ from exporter.secret import Secret
 from tests.helpers import exporter_config, parse_samples, running_exporter, running_sim, series
 from tests.procs import binary, prometheus
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 RULES = ROOT / "alerts" / "veeam-failover.rules.yml"
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 TOKEN = "monitoring-e2e-token-0123456789"

@@ -135,8 +135,8 @@ def test_cli_simulate_rejects_an_unknown_scenario() -> None:
 
 
 def test_the_example_config_is_valid(tmp_path: Path) -> None:
-    data = yaml.safe_load((Path(__file__).parent.parent / "examples" / "exporter.yaml").read_text())
-    tokens = yaml.safe_load((Path(__file__).parent.parent / "examples" / "action-tokens.yaml").read_text())
+    data = yaml.safe_load((Path(__file__).parents[2] / "examples" / "exporter.yaml").read_text())
+    tokens = yaml.safe_load((Path(__file__).parents[2] / "examples" / "action-tokens.yaml").read_text())
     (tmp_path / "pw").write_text("pw")
     (tmp_path / "ca.pem").write_text("")
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))

@@ -10,7 +10,7 @@ import httpx
 
 from tests.helpers import exporter_config, running_exporter, running_sim
 
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 HOSTILE = '<script>alert("pwned")</script>&amp;'
 SCENARIO = {
     "time_scale": 1,

@@ -19,7 +19,7 @@ import yaml
 from exporter.config_load import build_config
 from tests.procs import binary
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "veeam-failover-exporter"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBE_VERSIONS = ("1.25.0", "1.30.0")

@@ -16,7 +16,7 @@ from exporter.secret import Secret
 from tests.helpers import exporter_config, running_exporter, running_sim, value
 from tests.procs import alertmanager, binary, prometheus
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 AM_TOKEN = "alertmanager-e2e-token-0123456789"
 ACME = "ACME full site failover"
 GLOBEX = "Globex DR plan"

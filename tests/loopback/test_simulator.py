@@ -104,7 +104,7 @@ def test_seed_session_served_as_documented(sim: RunningSim) -> None:
     h = {"X-RestSvcSessionId": logon(sim)}
     r = httpx.get(f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity", headers=h)
     assert r.status_code == 200
-    seed = (Path(__file__).parent / "fixtures" / "seed_session.xml").read_bytes()
+    seed = (Path(__file__).parents[1] / "unit" / "fixtures" / "seed_session.xml").read_bytes()
     assert parse.parse_session(r.content) == parse.parse_session(seed)
     js = httpx.get(
         f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity",
