@@ -16,27 +16,9 @@ from typing import Any
 
 import yaml
 
-# -- the one place for thresholds ----------------------------------------------------------------
-THRESHOLDS: dict[str, Any] = {
-    # how long a finished failover's bad outcome keeps alerting (it stays the plan's latest result)
-    "recent_seconds": 24 * 3600,
-    # a failover running longer than this is too slow
-    "max_duration_seconds": 3600,
-    # a running failover whose progress has not moved for this long has stalled
-    "stall_window": "15m",
-    # a VM failing over to a restore point older than this (relative to its failover start) misses the RPO
-    "rpo_seconds": 3600,
-    # EM unreadable for this long pages
-    "em_down_for": "5m",
-    # the exporter's last good read of EM older than this is stale
-    "stale_seconds": 600,
-    # start requests refused or failed within this window alert
-    "actions_window": "15m",
-}
-EXPORTER_JOB = "veeam-failover-exporter"  # the scrape job of the exporter, for its own `up`
-RUNBOOK_URL = (
-    "https://github.com/veeam-failover-exporter/veeam-failover-exporter/blob/main/docs/runbooks.md#{anchor}"
-)
+# every selector and threshold lives in monitoring/config.py, shared with the dashboards
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from monitoring.config import EXPORTER_JOB, RUNBOOK_URL, THRESHOLDS
 
 OUT = Path(__file__).parent / "veeam-failover.rules.yml"
 T = THRESHOLDS

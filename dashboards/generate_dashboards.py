@@ -14,11 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# every selector, threshold and UID lives in monitoring/config.py, shared with the rules
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from monitoring.config import DASHBOARD_UIDS, THRESHOLDS
+
 HERE = Path(__file__).parent
 SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
-OVERVIEW_UID = "veeam-failover-overview"
-SESSION_UID = "veeam-failover-session"
+OVERVIEW_UID = DASHBOARD_UIDS["overview"]
+SESSION_UID = DASHBOARD_UIDS["session"]
+T = THRESHOLDS
 
 EXP = 'job=~"$job", instance=~"$instance"'
 SEL = f'{EXP}, backup_server=~"$backup_server", plan=~"$plan"'
@@ -169,10 +174,7 @@ def vm_state_expr(sel: str) -> str:
 
 STATE_MAPPINGS = [{"type": "value", "options": {str(n): {"text": s, "color": c} for s, n, c in STATE_CODES}}]
 RESULT_THRESHOLDS = [{"color": "green", "value": None}]
-DATA_LOSS = (
-    f"veeam_failover_vm_start_timestamp_seconds{{{SEL}}}"
-    f" - veeam_failover_vm_restore_point_timestamp_seconds{{{SEL}}}"
-)
+DATA_LOSS = f"veeam_failover:vm_data_loss_seconds{{{SEL}}}"  # a recording rule (alerts/)
 
 
 def dashboard(
@@ -233,7 +235,7 @@ def overview() -> dict[str, Any]:
             "Active failovers",
             [
                 target(
-                    f'count(max without (state) (veeam_failover_session_state{{{SEL}, state!="Stopped"}}) == 1) or vector(0)',
+                    f"count(veeam_failover:session_active{{{SEL}}} == 1) or vector(0)",
                     instant=True,
                 )
             ],
@@ -278,8 +280,8 @@ def overview() -> dict[str, Any]:
             description="Time since the exporter last read EM successfully.",
             thresholds=[
                 {"color": "green", "value": None},
-                {"color": "orange", "value": 120},
-                {"color": "red", "value": 600},
+                {"color": "orange", "value": T["data_age_warning_seconds"]},
+                {"color": "red", "value": T["stale_seconds"]},
             ],
         ),
         panel(
@@ -343,8 +345,8 @@ def overview() -> dict[str, Any]:
             options={"orientation": "horizontal", "displayMode": "basic"},
             thresholds=[
                 {"color": "green", "value": None},
-                {"color": "orange", "value": 3600},
-                {"color": "red", "value": 4 * 3600},
+                {"color": "orange", "value": T["rpo_seconds"]},
+                {"color": "red", "value": T["data_loss_critical_seconds"]},
             ],
             description="How old the replica point each VM fails over to was when its failover started.",
         ),
@@ -353,9 +355,8 @@ def overview() -> dict[str, Any]:
             "Failover duration: running vs. longest of the last 7 days",
             [
                 target(
-                    f"time() - veeam_failover_session_start_timestamp_seconds{{{SEL}}}\n"
-                    f"and on (job, instance, backup_server, plan) "
-                    f'max without (state) (veeam_failover_session_state{{{SEL}, state!="Stopped"}}) == 1',
+                    f"veeam_failover:session_duration_seconds{{{SEL}}}\n"
+                    f"and on (job, instance, backup_server, plan) veeam_failover:session_active{{{SEL}}} == 1",
                     "{{plan}} running",
                     ref="A",
                 ),

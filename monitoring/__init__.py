@@ -1,0 +1,1 @@
+"""The monitoring that ships with the exporter: its one configuration (config.py)."""
