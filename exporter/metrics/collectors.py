@@ -1,7 +1,7 @@
 """Snapshot -> Prometheus metric families. Fresh families on every collect; nothing here talks to EM.
 
-Two collectors, one concern each (as node_exporter does): how our polling of EM goes, and what EM says
-about cloud failover.
+Three collectors, one concern each (as node_exporter does): how our polling of EM goes, what EM says
+about cloud failover, and (with actions enabled) the start requests this exporter decided.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Grafana dashboards, generated (generate_dashboards.py) and checked in as JSON."""

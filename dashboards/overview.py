@@ -1,0 +1,247 @@
+"""The overview dashboard: every plan, its latest session, every VM, and how the exporter reads EM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.panels import (
+    DATA_LOSS,
+    EXP,
+    OVERVIEW_UID,
+    SEL,
+    SESSION_UID,
+    STATE_MAPPINGS,
+    T,
+    dashboard,
+    merged_table,
+    panel,
+    row,
+    target,
+    value_map,
+    vm_state_expr,
+)
+
+
+def overview() -> dict[str, Any]:
+    detail_link = {
+        "title": "Session detail for ${__data.fields.plan}",
+        "url": f"/d/{SESSION_UID}?${{datasource:queryparam}}&var-plan=${{__data.fields.plan}}"
+        "&var-backup_server=${__data.fields.backup_server}",
+    }
+    panels = [
+        row("Failovers now", 0),
+        panel(
+            "stat",
+            "Active failovers",
+            [
+                target(
+                    f"count(veeam_failover:session_active{{{SEL}}} == 1) or vector(0)",
+                    instant=True,
+                )
+            ],
+            0,
+            1,
+            4,
+            4,
+            description="Plans whose latest failover session is still running.",
+            thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+        ),
+        panel(
+            "stat",
+            "Failed VMs",
+            [target(f'sum(veeam_failover_vm_result{{{SEL}, result="Failed"}}) or vector(0)', instant=True)],
+            4,
+            1,
+            4,
+            4,
+            description="VMs whose failover ended Failed, in each plan's latest session.",
+            thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
+        ),
+        panel(
+            "stat",
+            "EM reachable",
+            [target(f"min(veeam_em_up{{{EXP}}})", instant=True)],
+            8,
+            1,
+            4,
+            4,
+            mappings=value_map({"1": ("UP", "green"), "0": ("DOWN", "red")}),
+            description="1 when the exporter's last poll of Enterprise Manager fully succeeded.",
+        ),
+        panel(
+            "stat",
+            "Data age",
+            [target(f"time() - max(veeam_em_last_successful_poll_timestamp_seconds{{{EXP}}})", instant=True)],
+            12,
+            1,
+            4,
+            4,
+            unit="s",
+            description="Time since the exporter last read EM successfully.",
+            thresholds=[
+                {"color": "green", "value": None},
+                {"color": "orange", "value": T["data_age_warning_seconds"]},
+                {"color": "red", "value": T["stale_seconds"]},
+            ],
+        ),
+        panel(
+            "table",
+            "Latest result per plan",
+            [
+                target(f"veeam_failover_session_result{{{SEL}}} == 1", instant=True, table=True, ref="A"),
+                target(f"veeam_failover_session_progress_ratio{{{SEL}}}", instant=True, table=True, ref="B"),
+            ],
+            16,
+            1,
+            8,
+            8,
+            description="Each plan's latest failover session. Click a plan for its detail.",
+            transformations=merged_table(hide=["Value #A"], rename={"Value #B": "progress"}),
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "plan"},
+                    "properties": [{"id": "links", "value": [detail_link]}],
+                },
+                {
+                    "matcher": {"id": "byName", "options": "progress"},
+                    "properties": [{"id": "unit", "value": "percentunit"}],
+                },
+            ],
+        ),
+        panel(
+            "bargauge",
+            "Progress per VM",
+            [target(f"veeam_failover_vm_progress_ratio{{{SEL}}}", "{{plan}} / {{vm}}", instant=True)],
+            0,
+            5,
+            16,
+            10,
+            unit="percentunit",
+            minmax=(0, 1),
+            options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True},
+            description="Each VM of each plan's latest failover session.",
+        ),
+        panel(
+            "state-timeline",
+            "VM state over time",
+            [target(vm_state_expr(SEL), "{{plan}} / {{vm}}")],
+            0,
+            15,
+            24,
+            10,
+            mappings=STATE_MAPPINGS,
+            options={"showValue": "never", "mergeValues": True},
+        ),
+        row("Data loss and duration", 25),
+        panel(
+            "bargauge",
+            "Restore point age at failover (data-loss window) per VM",
+            [target(DATA_LOSS, "{{plan}} / {{vm}}", instant=True)],
+            0,
+            26,
+            12,
+            10,
+            unit="s",
+            options={"orientation": "horizontal", "displayMode": "basic"},
+            thresholds=[
+                {"color": "green", "value": None},
+                {"color": "orange", "value": T["rpo_seconds"]},
+                {"color": "red", "value": T["data_loss_critical_seconds"]},
+            ],
+            description="How old the replica point each VM fails over to was when its failover started.",
+        ),
+        panel(
+            "timeseries",
+            "Failover duration: running vs. longest of the last 7 days",
+            [
+                target(
+                    f"veeam_failover:session_duration_seconds{{{SEL}}}\n"
+                    f"and on (job, instance, backup_server, plan) veeam_failover:session_active{{{SEL}}} == 1",
+                    "{{plan}} running",
+                    ref="A",
+                ),
+                target(
+                    f"max_over_time(veeam_failover:session_finished_duration_seconds{{{SEL}}}[7d])",
+                    "{{plan}} longest finished (7d)",
+                    ref="B",
+                ),
+            ],
+            12,
+            26,
+            12,
+            10,
+            unit="s",
+            description="The 7-day history needs the recording rules in alerts/.",
+        ),
+        panel(
+            "timeseries",
+            "Session progress",
+            [target(f"veeam_failover_session_progress_ratio{{{SEL}}}", "{{plan}}")],
+            0,
+            36,
+            24,
+            8,
+            unit="percentunit",
+            minmax=(0, 1),
+        ),
+        row("Exporter and Enterprise Manager", 44),
+        panel(
+            "timeseries",
+            "EM up and poll duration",
+            [
+                target(f"veeam_em_up{{{EXP}}}", "up {{instance}}", ref="A"),
+                target(f"veeam_em_poll_duration_seconds{{{EXP}}}", "poll seconds {{instance}}", ref="B"),
+            ],
+            0,
+            45,
+            8,
+            8,
+        ),
+        panel(
+            "timeseries",
+            "EM requests by endpoint and code",
+            [
+                target(
+                    f"sum by (endpoint, code) (rate(veeam_em_requests_total{{{EXP}}}[$__rate_interval]))",
+                    "{{code}} {{endpoint}}",
+                )
+            ],
+            8,
+            45,
+            8,
+            8,
+            unit="reqps",
+        ),
+        panel(
+            "timeseries",
+            "EM logons and poll errors",
+            [
+                target(f"sum(increase(veeam_em_logons_total{{{EXP}}}[$__rate_interval]))", "logons", ref="A"),
+                target(
+                    f"sum by (reason) (increase(veeam_em_poll_errors_total{{{EXP}}}[$__rate_interval])) > 0",
+                    "poll errors: {{reason}}",
+                    ref="B",
+                ),
+            ],
+            16,
+            45,
+            8,
+            8,
+        ),
+    ]
+    return dashboard(
+        OVERVIEW_UID,
+        "Veeam cloud failover / Overview",
+        "Cloud failover plans, their latest sessions and every VM, from veeam-failover-exporter.",
+        panels,
+        True,
+        [
+            {
+                "title": "Session detail",
+                "type": "link",
+                "url": f"/d/{SESSION_UID}",
+                "keepTime": True,
+                "includeVars": True,
+            }
+        ],
+    )

@@ -1,0 +1,236 @@
+"""The building blocks of the dashboards, on grafana-foundation-sdk (Grafana's typed builders, the 10.4
+line: schemaVersion 39): selectors, targets, panels, variables, and the dashboard around them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from grafana_foundation_sdk.builders import bargauge, prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from monitoring.config import DASHBOARD_UIDS, THRESHOLDS
+
+SCHEMA_VERSION = 39
+DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+OVERVIEW_UID = DASHBOARD_UIDS["overview"]
+SESSION_UID = DASHBOARD_UIDS["session"]
+T = THRESHOLDS
+
+EXP = 'job=~"$job", instance=~"$instance"'
+SEL = f'{EXP}, backup_server=~"$backup_server", plan=~"$plan"'
+STATE_CODES = [
+    ("Starting", 1, "blue"),
+    ("Working", 2, "yellow"),
+    ("Stopping", 3, "orange"),
+    ("Stopped", 4, "green"),
+]
+RESULT_COLORS = {"None": "text", "Success": "green", "Warning": "orange", "Failed": "red"}
+
+
+# the SDK's 10.4 wheel ships no type information (no py.typed): its builders are Any to mypy
+Target = Any  # prometheus.Dataquery
+Panel = Any  # a panel builder of PANELS
+PANELS: dict[str, Any] = {
+    "stat": stat.Panel,
+    "table": table.Panel,
+    "bargauge": bargauge.Panel,
+    "state-timeline": statetimeline.Panel,
+    "timeseries": timeseries.Panel,
+}
+# our option names -> the typed setter, and how the value becomes its type
+OPTIONS: dict[str, tuple[str, Any]] = {
+    "orientation": ("orientation", common.VizOrientation),
+    "displayMode": ("display_mode", common.BarGaugeDisplayMode),
+    "showUnfilled": ("show_unfilled", bool),
+    "textMode": ("text_mode", common.BigValueTextMode),
+    "colorMode": ("color_mode", common.BigValueColorMode),
+    "showValue": ("show_value", common.VisibilityMode),
+    "mergeValues": ("merge_values", bool),
+}
+
+
+def target(
+    expr: str, legend: str = "", *, instant: bool = False, table: bool = False, ref: str = "A"
+) -> Target:
+    t = prometheus.Dataquery().datasource(DS).expr(expr).ref_id(ref).legend_format(legend or "__auto")
+    if instant:
+        t = t.instant()
+    if table:
+        t = t.format(PromQueryFormat.TABLE)
+    return t
+
+
+def panel(
+    kind: str,
+    title: str,
+    targets: list[Target],
+    x: int,
+    y: int,
+    w: int,
+    h: int,
+    *,
+    unit: str | None = None,
+    description: str = "",
+    options: dict[str, Any] | None = None,
+    mappings: list[dm.ValueMap] | None = None,
+    thresholds: list[dict[str, Any]] | None = None,
+    minmax: tuple[float, float] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+    transformations: list[dm.DataTransformerConfig] | None = None,
+) -> Panel:
+    p = PANELS[kind]().title(title).description(description).datasource(DS)
+    p = p.grid_pos(dm.GridPos(h=h, w=w, x=x, y=y))
+    for t in targets:
+        p = p.with_target(t)
+    if unit:
+        p = p.unit(unit)
+    if mappings:
+        p = p.mappings(list(mappings))
+    if thresholds:
+        steps = [dm.Threshold(value=t["value"], color=t["color"]) for t in thresholds]
+        p = p.thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps))
+    if minmax:
+        p = p.min(minmax[0]).max(minmax[1])
+    for o in overrides or []:
+        props = [dm.DynamicConfigValue(id_val=q["id"], value=q["value"]) for q in o["properties"]]
+        p = p.with_override(
+            dm.MatcherConfig(id_val=o["matcher"]["id"], options=o["matcher"]["options"]), props
+        )
+    if transformations:
+        p = p.transformations(transformations)
+    if kind in ("stat", "bargauge"):  # one value per series: the last one, as Grafana's default
+        p = p.reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    for key, value in (options or {}).items():
+        setter, kind_of = OPTIONS[key]
+        p = getattr(p, setter)(kind_of(value))
+    return p
+
+
+def merged_table(hide: list[str], rename: dict[str, str]) -> list[dm.DataTransformerConfig]:
+    """Instant queries merged into one table row per series, without the columns nobody reads."""
+    hidden = ["Time", "__name__", "job", "instance", *hide]
+    return [
+        dm.DataTransformerConfig(id_val="merge", options={}),
+        dm.DataTransformerConfig(
+            id_val="organize",
+            options={"excludeByName": dict.fromkeys(hidden, True), "renameByName": rename},
+        ),
+    ]
+
+
+def row(title: str, y: int) -> Any:
+    return db.Row(title).grid_pos(dm.GridPos(h=1, w=24, x=0, y=y))
+
+
+def value_map(pairs: dict[str, tuple[str, str]]) -> list[dm.ValueMap]:
+    return [dm.ValueMap(options={k: dm.ValueMappingResult(text=t, color=c) for k, (t, c) in pairs.items()})]
+
+
+def variables(plan_multi: bool) -> list[Any]:
+    def query(name: str, label: str, q: str, multi: bool = True) -> Any:
+        v = db.QueryVariable(name).label(label).datasource(DS).query(q)
+        v = v.refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
+        if multi:
+            v = v.multi(True).include_all(True).all_value(".*")
+            v = v.current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        return v
+
+    return [
+        db.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        query("job", "Job", "label_values(veeam_failover_exporter_build_info, job)"),
+        query(
+            "instance", "Instance", 'label_values(veeam_failover_exporter_build_info{job=~"$job"}, instance)'
+        ),
+        query(
+            "backup_server",
+            "Backup server",
+            f"label_values(veeam_failover_plan_info{{{EXP}}}, backup_server)",
+        ),
+        query(
+            "plan",
+            "Plan",
+            f'label_values(veeam_failover_plan_info{{{EXP}, backup_server=~"$backup_server"}}, plan)',
+            plan_multi,
+        ),
+    ]
+
+
+def vm_state_expr(sel: str) -> str:
+    # one number per VM for the state timeline: 1 Starting, 2 Working, 3 Stopping, 4 Stopped
+    parts = [f'(veeam_failover_vm_state{{{sel}, state="{s}"}} == 1) * {n}' for s, n, _ in STATE_CODES]
+    return "max by (backup_server, plan, vm) (\n  " + "\n  or ".join(parts) + "\n)"
+
+
+STATE_MAPPINGS = [
+    dm.ValueMap(options={str(n): dm.ValueMappingResult(text=s, color=c) for s, n, c in STATE_CODES})
+]
+DATA_LOSS = f"veeam_failover:vm_data_loss_seconds{{{SEL}}}"  # a recording rule (alerts/)
+ANNOTATION = f'veeam_failover_last_start_timestamp_seconds{{{EXP}, plan=~"$plan"}} * 1000'
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Any],
+    plan_multi: bool,
+    links: list[dict[str, Any]],
+) -> dict[str, Any]:
+    d = (
+        db.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .editable()
+        .tags(["veeam", "failover", "disaster-recovery"])
+        .timezone("browser")
+        .version(1)
+        .refresh("10s")
+        .time("now-3h", "now")
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .annotation(
+            db.AnnotationQuery()
+            .name("Failover starts")
+            .datasource(DS)
+            .enable(True)
+            .icon_color("red")
+            .expr(ANNOTATION)
+        )
+    )
+    for v in variables(plan_multi):
+        d = d.with_variable(v)
+    for link in links:
+        d = d.link(
+            db.DashboardLink(link["title"])
+            .type(dm.DashboardLinkType.LINK)
+            .url(link["url"])
+            .keep_time(True)
+            .include_vars(True)
+        )
+    for p in panels:
+        d = d.with_row(p) if isinstance(p, db.Row) else d.with_panel(p)
+    data: dict[str, Any] = json.loads(json.dumps(d.build(), cls=JSONEncoder))
+    return _complete(data)
+
+
+def _complete(data: dict[str, Any]) -> dict[str, Any]:
+    """What the SDK's 10.4 models leave out and Grafana reads: the schema version, a null id (so an
+    import creates it), the query variables' definition (shown in the editor), and the annotation's
+    Prometheus fields (the value is the start time: one mark per start, where it happened)."""
+    data["id"] = None
+    data["schemaVersion"] = SCHEMA_VERSION
+    for v in data["templating"]["list"]:
+        if v["type"] == "query":
+            v["definition"] = v["query"]
+    for a in data["annotations"]["list"]:
+        a.update(
+            useValueForTime=True, step="60s", titleFormat="Failover start requested", textFormat="{{plan}}"
+        )
+    for i, p in enumerate(data["panels"], start=1):
+        p["id"] = i
+    return data

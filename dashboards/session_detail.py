@@ -1,0 +1,214 @@
+"""The session detail dashboard: one plan's latest failover session, VM by VM, and its start requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.panels import (
+    DATA_LOSS,
+    EXP,
+    OVERVIEW_UID,
+    RESULT_COLORS,
+    SEL,
+    SESSION_UID,
+    STATE_MAPPINGS,
+    dashboard,
+    merged_table,
+    panel,
+    row,
+    target,
+    vm_state_expr,
+)
+
+
+def session_detail() -> dict[str, Any]:
+    vm_table = [
+        target(f"veeam_failover_vm_state{{{SEL}}} == 1", instant=True, table=True, ref="A"),
+        target(f"veeam_failover_vm_result{{{SEL}}} == 1", instant=True, table=True, ref="B"),
+        target(f"veeam_failover_vm_progress_ratio{{{SEL}}}", instant=True, table=True, ref="C"),
+        target(
+            f"veeam_failover_vm_start_timestamp_seconds{{{SEL}}} * 1000", instant=True, table=True, ref="D"
+        ),
+        target(f"veeam_failover_vm_end_timestamp_seconds{{{SEL}}} * 1000", instant=True, table=True, ref="E"),
+        target(
+            f"veeam_failover_vm_restore_point_timestamp_seconds{{{SEL}}} * 1000",
+            instant=True,
+            table=True,
+            ref="F",
+        ),
+    ]
+    requests = f'veeam_failover_start_requests_total{{{EXP}, plan=~"$plan"}}'
+    panels = [
+        row("Session", 0),
+        panel(
+            "stat",
+            "State",
+            [target(f"veeam_failover_session_state{{{SEL}}} == 1", "{{state}}", instant=True)],
+            0,
+            1,
+            4,
+            4,
+            options={"textMode": "name", "colorMode": "background"},
+        ),
+        panel(
+            "stat",
+            "Result",
+            [target(f"veeam_failover_session_result{{{SEL}}} == 1", "{{result}}", instant=True)],
+            4,
+            1,
+            4,
+            4,
+            options={"textMode": "name", "colorMode": "background"},
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": r},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}],
+                }
+                for r, c in RESULT_COLORS.items()
+            ],
+        ),
+        panel(
+            "stat",
+            "Progress",
+            [target(f"veeam_failover_session_progress_ratio{{{SEL}}}", instant=True)],
+            8,
+            1,
+            4,
+            4,
+            unit="percentunit",
+        ),
+        panel(
+            "stat",
+            "Started",
+            [target(f"veeam_failover_session_start_timestamp_seconds{{{SEL}}} * 1000", instant=True)],
+            12,
+            1,
+            6,
+            4,
+            unit="dateTimeAsIso",
+        ),
+        panel(
+            "stat",
+            "Ended",
+            [target(f"veeam_failover_session_end_timestamp_seconds{{{SEL}}} * 1000", instant=True)],
+            18,
+            1,
+            6,
+            4,
+            unit="dateTimeAsIso",
+            description="Empty while the session runs.",
+        ),
+        panel(
+            "table",
+            "VMs",
+            vm_table,
+            0,
+            5,
+            24,
+            10,
+            description="Every VM of the plan's latest failover session.",
+            transformations=merged_table(
+                hide=["Value #A", "Value #B"],
+                rename={
+                    "Value #C": "progress",
+                    "Value #D": "started",
+                    "Value #E": "ended",
+                    "Value #F": "restore point",
+                },
+            ),
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "progress"},
+                    "properties": [{"id": "unit", "value": "percentunit"}],
+                }
+            ]
+            + [
+                {
+                    "matcher": {"id": "byName", "options": f},
+                    "properties": [{"id": "unit", "value": "dateTimeAsIso"}],
+                }
+                for f in ("started", "ended", "restore point")
+            ],
+        ),
+        panel(
+            "bargauge",
+            "Progress per VM",
+            [target(f"veeam_failover_vm_progress_ratio{{{SEL}}}", "{{vm}}", instant=True)],
+            0,
+            15,
+            12,
+            10,
+            unit="percentunit",
+            minmax=(0, 1),
+            options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True},
+        ),
+        panel(
+            "bargauge",
+            "Data-loss window per VM",
+            [target(DATA_LOSS, "{{vm}}", instant=True)],
+            12,
+            15,
+            12,
+            10,
+            unit="s",
+            options={"orientation": "horizontal", "displayMode": "basic"},
+        ),
+        panel(
+            "state-timeline",
+            "VM state over time",
+            [target(vm_state_expr(SEL), "{{vm}}")],
+            0,
+            25,
+            24,
+            8,
+            mappings=STATE_MAPPINGS,
+            options={"showValue": "never", "mergeValues": True},
+        ),
+        row("Start requests (guarded actions)", 33),
+        panel(
+            "timeseries",
+            "Start requests by outcome",
+            [
+                target(
+                    f"sum by (source, outcome) (increase({requests}[$__rate_interval]))",
+                    "{{source}} {{outcome}}",
+                )
+            ],
+            0,
+            34,
+            16,
+            8,
+            description="Requests to start this plan through the exporter, by decision.",
+        ),
+        panel(
+            "stat",
+            "Last start requested",
+            [
+                target(
+                    f'veeam_failover_last_start_timestamp_seconds{{{EXP}, plan=~"$plan"}} * 1000',
+                    instant=True,
+                )
+            ],
+            16,
+            34,
+            8,
+            8,
+            unit="dateTimeAsIso",
+        ),
+    ]
+    return dashboard(
+        SESSION_UID,
+        "Veeam cloud failover / Session detail",
+        "One plan's latest failover session, VM by VM, and the start requests for it.",
+        panels,
+        False,
+        [
+            {
+                "title": "Overview",
+                "type": "link",
+                "url": f"/d/{OVERVIEW_UID}",
+                "keepTime": True,
+                "includeVars": True,
+            }
+        ],
+    )
