@@ -65,7 +65,7 @@ def run(config_path: str | None, **overrides: Any) -> None:
         config = load_config(config_path, overrides)
     except ConfigError as exc:
         raise click.UsageError(f"config: {exc}") from None
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     _serving_process()
     from exporter.app import Exporter
 

@@ -106,6 +106,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     listen_address: str = "0.0.0.0:9849"
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object a line
     # Parse EM's large answers and render large expositions in a second process (offload.py): /metrics
     # p99 about halves at 10,000 VMs, for about 100 MB more memory. Off by default.
     helper_process: bool = False

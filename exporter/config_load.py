@@ -28,9 +28,10 @@ from exporter.secret import Secret
 # The keys each section takes: its fields, with the password and the tokens read from files.
 EM_KEYS = {f.name for f in fields(EMSettings)} - {"password"} | {"password_file"}
 POLL_KEYS = {f.name for f in fields(PollSettings)}
-TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level", "helper_process"}
+TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level", "log_format", "helper_process"}
 WEB_KEYS = {"tls_cert_file", "tls_key_file", "basic_auth", "bearer_token_file"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 def _read_password_file(path: str) -> Secret:
@@ -110,6 +111,11 @@ def build_config(
     log_level = str(top.get("log_level", "info")).lower()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {top.get('log_level')!r}")
+    log_format = str(top.get("log_format", "text")).lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"log_format: must be one of {', '.join(LOG_FORMATS)}, got {top.get('log_format')!r}"
+        )
 
     poll_settings = PollSettings(**numbers(PollSettings, poll, "poll"))
     actions = action_settings(mapping(top.get("actions"), "actions", ACTION_KEYS), env)
@@ -130,6 +136,7 @@ def build_config(
         web=web,
         listen_address=listen,
         log_level=log_level,
+        log_format=log_format,
         helper_process=_helper_process(top),
     )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from exporter.logs import register_secret
+
 
 class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)  # and never in a log line either, whoever would log it
 
     def reveal(self) -> str:
         return self._value

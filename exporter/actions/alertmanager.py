@@ -5,9 +5,10 @@ Unknown fields are ignored (newer Alertmanagers add some); what we rely on is ch
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from exporter.http import strict_json
 
 
 class PayloadError(ValueError):
@@ -30,9 +31,9 @@ class Alert:
 
 def decode(body: bytes) -> list[Alert]:
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {str(exc)[:100]}") from None
+        data: Any = strict_json.loads(body)
+    except strict_json.StrictJSONError as exc:
+        raise PayloadError(str(exc)) from None
     if not isinstance(data, dict):
         raise PayloadError("payload must be a JSON object")
     if str(data.get("version")) != "4":

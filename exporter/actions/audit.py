@@ -21,6 +21,7 @@ from typing import Any
 
 from exporter.em.errors import ParseError
 from exporter.em.timefmt import parse_time
+from exporter.http.strict_json import clean
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,12 @@ class AuditLog:
             for raw in f:
                 try:
                     record = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     self.skipped_on_load += 1  # a line a crash cut short
                     continue
                 if isinstance(record, dict):
-                    yield record
+                    # whatever a hand edit or an older version left there, every view must survive it
+                    yield _valid_text(record)
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         record = {"time": _now_iso(), **record}
@@ -140,6 +142,16 @@ class AuditLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(str(k)): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(v) for v in value]
+    return value
 
 
 def _now_iso() -> str:

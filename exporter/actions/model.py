@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from exporter.config import Caller
-from exporter.em.model import Plan
+if TYPE_CHECKING:  # field types only
+    from exporter.config import Caller
+    from exporter.em.model import Plan
 
 Source = Literal["api", "alertmanager"]
 SOURCES: tuple[Source, ...] = get_args(Source)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from starlette.routing import Route
 from exporter.actions import alertmanager
 from exporter.actions.model import Decision, Source, StartRequest
 from exporter.config import Caller
+from exporter.http import strict_json
 
 if TYPE_CHECKING:  # types only
     from exporter.actions.engine import Actions
@@ -52,9 +52,9 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _start_request(plan_ref: str, body: bytes, idempotency_key: str | None, remote: str) -> StartRequest:
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(400, "body is not valid JSON") from None
+        data: Any = strict_json.loads(body)
+    except strict_json.StrictJSONError as exc:
+        raise BadRequest(400, str(exc)) from None
     if not isinstance(data, dict):
         raise BadRequest(400, "body must be a JSON object")
     unknown = sorted(set(data) - START_FIELDS)
@@ -93,10 +93,11 @@ def _rfc3339(value: Any) -> datetime:
         raise BadRequest(400, "start_date must be an RFC 3339 date-time, e.g. 2026-11-26T10:00:00Z")
     try:
         when = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            raise BadRequest(400, "start_date needs a time zone (Z or +hh:mm)")
+        when = when.astimezone(UTC)  # year 1 with a positive offset lies before datetime's range
+    except (ValueError, OverflowError):
         raise BadRequest(400, "start_date must be an RFC 3339 date-time, e.g. 2026-11-26T10:00:00Z") from None
-    if when.tzinfo is None:
-        raise BadRequest(400, "start_date needs a time zone (Z or +hh:mm)")
     if when > datetime.now(UTC):
         raise BadRequest(400, "start_date is in the future")
     return when

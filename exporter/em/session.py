@@ -3,6 +3,7 @@ time-outs and size limits, every request counted. `client.py` builds the API cal
 
 from __future__ import annotations
 
+import base64
 import http.cookiejar
 import logging
 import ssl
@@ -19,6 +20,7 @@ from exporter.em import answers
 from exporter.em.address import normalize_base_url
 from exporter.em.errors import EMError, ParseError, Reason
 from exporter.em.stats import RequestStats
+from exporter.logs import register_secret
 from exporter.secret import Secret
 
 if TYPE_CHECKING:  # types only: the session needs it not at run time
@@ -83,6 +85,8 @@ class EMSession:
         self._origin = self.base_url[: -len("/api")]
         self._username = username
         self._password = password
+        # the Basic credentials as they cross the wire, should a library ever log a request's headers
+        register_secret(base64.b64encode(f"{username}:{password.reveal()}".encode()).decode())
         self._timeout = timeout
         self._max_body = max_body_bytes
         self.stats = stats or RequestStats()
@@ -114,6 +118,7 @@ class EMSession:
             headers={"Content-Length": "0"},
         )
         self._token, self._logon_id = _logon_answer(resp, body, self._username)
+        register_secret(self._token)  # it calls EM directly, past every guard: never in a log
         log.info("logged on to EM %s as %s", self.base_url, self._username)
 
     def logout(self) -> bool:

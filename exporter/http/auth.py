@@ -39,7 +39,7 @@ def allows(web: WebSettings, authorization: str | None) -> bool:
     scheme, _, value = (authorization or "").partition(" ")
     try:
         user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # not base64 (ValueError: bytes outside ASCII, e.g. \xff)
         return False
     assert web.basic_password is not None
     ok_user = hmac.compare_digest(user.encode(), (web.basic_username or "").encode())

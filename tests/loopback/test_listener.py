@@ -23,6 +23,7 @@ from exporter.config_load import build_config
 from exporter.http.auth import allows
 from exporter.http.server import ServerThread
 from exporter.secret import Secret
+from exporter.simulator.logons import Logon
 from tests.helpers import exporter_config, running_sim
 from tests.procs import free_port, wait_ready
 
@@ -102,7 +103,7 @@ def test_listener_settings_are_validated(tmp_path: Path) -> None:
     assert "secret" not in repr(web)
 
 
-def test_no_secret_in_any_output(tmp_path: Path) -> None:
+def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the exporter for real (debug logs on), exercise every endpoint and error path, grep everything."""
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump({"runbook": TOKEN}))
     (tmp_path / "scrape-pw").write_text(SCRAPE_PASSWORD)
@@ -122,7 +123,17 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     scenario = yaml.safe_load(Path("exporter/simulator/scenarios/seed.yaml").read_text())
     scenario["users"] = {"admin": EM_PASSWORD}
     outputs: list[str] = []
+    em_tokens: list[str] = []
     with running_sim(scenario) as sim:
+        issue = sim.world.logon_book.logon
+
+        def logon(user: str, password: str) -> Logon | None:
+            got = issue(user, password)
+            if got is not None:
+                em_tokens.append(got.token)  # EM's session token: it calls EM past every guard
+            return got
+
+        monkeypatch.setattr(sim.world.logon_book, "logon", logon)
         config["em"]["url"] = sim.url  # type: ignore[index]
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
         log = tmp_path / "exporter.log"
@@ -161,6 +172,12 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
                         headers={**h, "Content-Type": "application/json"},
                     ),
                     httpx.get(url + "/api/v1/actions", headers=h),
+                    # a forged log line, were request values logged as they came
+                    httpx.post(
+                        url + "/api/v1/plans/x%0d%0aFORGED%20INFO%20line%1b%5b31m/start",
+                        json={"start_now": True},
+                        headers=h,
+                    ),
                 ]
                 sim.world.faults.update({"refuse_logon": True})
                 sim.world.expire_tokens()
@@ -173,6 +190,13 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
         outputs += [log.read_text(), (tmp_path / "audit.jsonl").read_text()]
     everything = "\n".join(outputs)
     assert "veeam_em_logons_total" in everything and "dry_run" in everything and "DEBUG" in everything
+    assert em_tokens
+    for token in em_tokens:
+        assert token not in everything, "EM's session token leaked"
+    log_text = log.read_text()
+    assert "FORGED" in log_text  # the request was logged...
+    assert not any(line.startswith("FORGED") for line in log_text.splitlines())  # ...on its own line
+    assert "\x1b" not in log_text
     for secret in (EM_PASSWORD, TOKEN, SCRAPE_PASSWORD):
         for form in (
             secret,
