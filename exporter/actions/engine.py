@@ -23,17 +23,12 @@ from exporter.actions.model import Attempt, Decision, Outcome, StartRequest
 from exporter.actions.recorder import Recorder
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
-from exporter.em.errors import EMError, Reason
+from exporter.em.errors import EMError
 from exporter.http.auth import bearer, matching
 from exporter.polling.snapshot import Store
 
 if TYPE_CHECKING:  # types only
     from exporter.em.client import EMClient
-
-
-# EM errors after the start request was sent with no readable answer back: it may have been carried out.
-# (connect, tls and logon fail before sending; an HTTP error status is EM saying it did not start it.)
-ANSWER_LOST: frozenset[Reason] = frozenset({"timeout", "protocol", "parse", "content_type", "too_large"})
 
 
 class Actions:
@@ -136,14 +131,24 @@ class Actions:
         return decision
 
     def _em_failed(self, attempt: Attempt, exc: EMError) -> Decision:
-        if exc.reason in ANSWER_LOST:
-            # The request went out and EM's answer was lost or unreadable: EM may have started the
-            # plan. Count it as started and never try again on our own (a retry could start it twice).
-            why = f"EM's answer was lost: {exc}; the start may have happened, check EM"
-            return self.recorder.decide(attempt, "em_error", 504, why, audit_outcome="em_unknown")
-        if exc.status is not None and 400 <= exc.status < 500:
+        if not exc.sent:
+            # No connection, or the logon before the request failed: nothing reached EM, and a retry
+            # may work later (EM restarting, a directory down). The answer names no EM account.
+            why = "EM unavailable: the start request was not sent" + (
+                "; EM refused the exporter's logon (check its EM account)" if exc.reason == "logon" else ""
+            )
+            return self.recorder.decide(attempt, "em_error", 503, why)
+        if exc.from_em and exc.status is not None and 400 <= exc.status < 500:
+            # EM's own Error document refusing the request itself: it did not start the plan.
             return self.recorder.decide(attempt, "em_error", 422, f"EM refused the start: {exc}")
-        return self.recorder.decide(attempt, "em_error", 503, f"EM unavailable: {exc}")
+        if exc.from_em and exc.status == 503:
+            # EM's own "temporarily overloaded" (documented for overload and maintenance): not taken on.
+            return self.recorder.decide(attempt, "em_error", 503, f"EM unavailable: {exc}")
+        # The request went out and no answer says EM refused it: no answer, an unreadable one, a 5xx, or
+        # a proxy's or gateway's page (a 502 or 504 while EM acted). EM may have started the plan: count
+        # it as started and never try again on our own (a retry could start it twice).
+        why = f"EM's answer does not say it refused: {exc}; the start may have happened, check EM"
+        return self.recorder.decide(attempt, "em_error", 504, why, audit_outcome="em_unknown")
 
     def _lock_for(self, plan_id: str) -> threading.Lock:
         with self._locks_guard:

@@ -31,6 +31,22 @@ def parse_error_message(body: bytes, content_type: str = "") -> str:
     return "error body without a message"
 
 
+def is_em_error(body: bytes, content_type: str = "") -> bool:
+    """Whether a body is EM's own `Error` document (XML root Error, or JSON with StatusCode and
+    Message): an answer from EM itself, not from a proxy or gateway in front of it."""
+    if "json" in content_type:
+        try:
+            data = json.loads(body.decode("utf-8-sig"))
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(data, dict) and "StatusCode" in data and "Message" in data
+    try:
+        root = parse_document(body)
+    except ParseError:
+        return False
+    return local(root.tag) == "Error" and root.get("StatusCode") is not None
+
+
 def parse_api_versions(body: bytes) -> tuple[str, ...]:
     """`GET /api/` -> the names of the SupportedVersions EM lists (e.g. v1_5, v1_6, v1_7)."""
     root = document_root(body, "EnterpriseManager")

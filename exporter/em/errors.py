@@ -25,10 +25,23 @@ REASONS: tuple[Reason, ...] = get_args(Reason)
 class EMError(Exception):
     """A failed EM call. `reason` is a bounded label value; the message never holds secrets."""
 
-    def __init__(self, reason: Reason, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: Reason,
+        message: str,
+        status: int | None = None,
+        *,
+        sent: bool = True,
+        from_em: bool = False,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
+        # False only when the request surely never left: no connection, or the logon before it failed.
+        # A start whose request may have been sent may have been carried out.
+        self.sent = sent
+        # The answer was EM's own Error document (not a proxy's or a gateway's page): EM refused it.
+        self.from_em = from_em
 
 
 class ParseError(ValueError):

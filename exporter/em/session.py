@@ -201,7 +201,11 @@ class EMSession:
         for attempt in (1, 2):
             with self._logon_lock:
                 if self._token is None:
-                    self._logon_locked()
+                    try:
+                        self._logon_locked()
+                    except EMError as exc:
+                        exc.sent = False  # the request itself never left
+                        raise
                 token = self._token
             headers = {TOKEN_HEADER: token or ""}
             if content is not None:
@@ -264,7 +268,8 @@ def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable
     if resp.status_code not in expect:
         msg = answers.parse_error_message(body, ctype)
         kind: Reason = "http_5xx" if resp.status_code >= 500 else "http_4xx"
-        return EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code)
+        from_em = answers.is_em_error(body, ctype)
+        return EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code, from_em=from_em)
     if body and ctype and "xml" not in ctype.lower():
         return EMError(
             "content_type",
@@ -285,12 +290,15 @@ def _logon_refused(status: int, content_type: str, body: bytes, username: str) -
 
 def _transport_error(exc: Exception, endpoint: str, origin: str, timeout: float) -> EMError:
     """No usable answer: the reason (a bounded label value) and a message without secrets."""
+    if isinstance(exc, httpx.ConnectTimeout):  # no connection: the request never left
+        return EMError("timeout", f"{endpoint}: no connection within {timeout:g}s", sent=False)
     if isinstance(exc, httpx.TimeoutException):
         return EMError("timeout", f"{endpoint}: no answer within {timeout:g}s")
     if isinstance(exc, httpx.ConnectError):
         tls = "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper()
         detail = f"TLS verification failed ({_short(exc)}); set em.ca_file" if tls else _short(exc)
-        return EMError("tls" if tls else "connect", f"{endpoint}: cannot connect to {origin}: {detail}")
+        reason: Reason = "tls" if tls else "connect"
+        return EMError(reason, f"{endpoint}: cannot connect to {origin}: {detail}", sent=False)
     return EMError("protocol", f"{endpoint}: {type(exc).__name__}: {_short(exc)}")
 
 

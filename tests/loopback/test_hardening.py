@@ -9,8 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from tests.loopback.test_actions import ACME, AM_TOKEN, TOKEN, alert, env, notification
+from exporter.http.server import ServerThread
+from tests.helpers import RunningSim, running_sim
+from tests.loopback.test_actions import ACME, AM_TOKEN, SCENARIO, TOKEN, alert, env, notification
 
 
 def post_start(url: str, body: bytes) -> httpx.Response:
@@ -114,3 +120,82 @@ def test_a_raw_non_ascii_authorization_header_is_a_401(tmp_path: Path) -> None:
             assert b"Traceback" not in answer
         finally:
             server.stop()
+
+
+# -- a start whose answer is not EM's refusal -----------------------------------------------------------
+
+
+def _proxy(upstream: str, status: int, body: bytes, media: str) -> Starlette:
+    """A reverse proxy in front of EM that passes everything on, but answers a start itself, after EM
+    got it (a gateway timing out, or failing, while EM acted)."""
+
+    async def forward(request: Request) -> Response:
+        async with httpx.AsyncClient(base_url=upstream) as client:
+            up = await client.request(
+                request.method,
+                request.url.path + ("?" + request.url.query if request.url.query else ""),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+                content=await request.body(),
+            )
+        if request.query_params.get("action") == "start":
+            return Response(body, status_code=status, media_type=media)
+        return Response(up.content, status_code=up.status_code, headers=dict(up.headers))
+
+    return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "media"),
+    [
+        (504, b"<html><body>504 Gateway Time-out</body></html>", "text/html"),
+        (502, b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+        (
+            500,
+            b'<Error xmlns="http://www.veeam.com/ent/v1.0" Message="Object reference not set." '
+            b'StatusCode="500"/>',
+            "application/xml",
+        ),
+    ],
+)
+def test_an_answer_that_is_no_em_refusal_counts_as_started(
+    tmp_path: Path, status: int, body: bytes, media: str
+) -> None:
+    with running_sim(SCENARIO) as sim:
+        proxy = ServerThread(_proxy(sim.url, status, body, media)).start()
+        try:
+            via = RunningSim(sim.world, proxy, sim.clock)
+            with env(tmp_path, sim=via, cooldown_seconds=0) as e:
+                r = e.start(ACME, **{"Idempotency-Key": "k1"})
+                assert r.status_code == 504 and "may have happened" in r.json()["reason"]
+                assert e.starts() == 1  # EM did start it
+                assert e.lines()[-1]["outcome"] == "em_unknown"
+                # Alertmanager retries a 5xx; a runbook may try with a new key: neither starts it again
+                assert e.start(ACME, **{"Idempotency-Key": "k1"}).json()["outcome"] == "duplicate"
+                again = e.start(ACME, **{"Idempotency-Key": "k2"})
+                assert again.status_code == 409 and again.json()["outcome"] == "conflict"
+                assert e.starts() == 1
+        finally:
+            proxy.stop()
+
+
+def test_ems_own_refusal_of_the_start_is_a_4xx_and_frees_the_key(tmp_path: Path) -> None:
+    refusal = b'<Error xmlns="http://www.veeam.com/ent/v1.0" Message="Access denied." StatusCode="403"/>'
+    with running_sim(SCENARIO) as sim:
+        proxy = ServerThread(_proxy(sim.url, 403, refusal, "application/xml")).start()
+        try:
+            via = RunningSim(sim.world, proxy, sim.clock)
+            with env(tmp_path, sim=via) as e:
+                r = e.start(ACME, **{"Idempotency-Key": "k1"})
+                assert r.status_code == 422 and "EM refused the start" in r.json()["reason"]
+        finally:
+            proxy.stop()
+
+
+def test_a_logon_refused_during_a_start_is_a_503_that_names_no_account(tmp_path: Path) -> None:
+    with env(tmp_path) as e:
+        e.sim.world.faults.update({"refuse_logon": True})
+        e.sim.world.expire_tokens()
+        r = e.start(ACME)
+        assert r.status_code == 503 and "not sent" in r.json()["reason"]
+        assert "admin" not in r.json()["reason"]
+        assert e.starts() == 0
