@@ -9,9 +9,11 @@ are intact because each one is written whole with a single `write` and fsync'd.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +44,10 @@ class AuditState:
     # plan id -> the plan's latest session when we asked EM to start it: until a different one shows
     # up, the start we asked for has not been seen
     previous_session: dict[str, str] = field(default_factory=dict)
+    # plans whose latest decision is known in memory but not yet on disk (the disk refused it)
+    unwritten_plans: set[str] = field(default_factory=set)
+    # a torn "starting" line that names no plan: when (the log's mtime); every plan is held for a cooldown
+    torn_start_at: float | None = None
 
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one decision in. Shared by replay and live operation, so both agree."""
@@ -72,10 +78,14 @@ class AuditState:
             self.used_keys[str(record["idempotency_key"])] = record
 
     def _started(self, record: dict[str, Any]) -> None:
-        if isinstance(record.get("plan_id"), str):
+        if not isinstance(record.get("plan_id"), str):
+            return
+        try:
             when = parse_time(str(record.get("time", ""))) if record.get("time") else None
-            self.last_start[record["plan_id"]] = when or time.time()
-            self.previous_session[record["plan_id"]] = str(record.get("previous_session_id") or "")
+        except ParseError:
+            when = None  # a time we cannot read must not lift a cooldown: count the start as now
+        self.last_start[record["plan_id"]] = when or time.time()
+        self.previous_session[record["plan_id"]] = str(record.get("previous_session_id") or "")
 
 
 class AuditLog:
@@ -86,6 +96,7 @@ class AuditLog:
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self.lines_written = 0
         self.skipped_on_load = 0
+        self._torn = False  # a write failed part-way: end that line before the next record
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: every write lands at the end, whole, even if two processes share the file.
@@ -100,6 +111,8 @@ class AuditLog:
         state = AuditState()
         for record in self._read():
             self.recent.append(record)
+            if record.get("torn") and not record.get("plan_id") and self.path is not None:
+                state.torn_start_at = self.path.stat().st_mtime
             try:
                 state.apply(record)
             except ParseError:
@@ -112,22 +125,36 @@ class AuditLog:
             return
         with self.path.open("rb") as f:
             for raw in f:
+                if not raw.strip():
+                    continue  # the end written after a failed write, or an editor's blank line
                 try:
                     record = json.loads(raw)
                 except (ValueError, RecursionError):
-                    self.skipped_on_load += 1  # a line a crash cut short
+                    self.skipped_on_load += 1  # a line a crash or a full disk cut short
+                    salvaged = _torn_start(raw)
+                    if salvaged is not None:
+                        yield salvaged
                     continue
                 if isinstance(record, dict):
                     # whatever a hand edit or an older version left there, every view must survive it
                     yield _valid_text(record)
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append one record, whole and fsync'd, or raise AuditWriteError (disk full, I/O error): then
+        part of it may be on disk, and the next record starts on a line of its own."""
         record = {"time": _now_iso(), **record}
-        line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        line = encode(record)
         with self._lock:
             if self._fd is not None:
-                os.write(self._fd, line)
-                os.fsync(self._fd)
+                try:
+                    if self._torn:
+                        _write_all(self._fd, b"\n")
+                        self._torn = False
+                    _write_all(self._fd, line)
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self._torn = True
+                    raise AuditWriteError(f"audit log {self.path}: {exc.strerror or exc}") from None
             self.recent.append(record)
             self.lines_written += 1
         return record
@@ -142,6 +169,49 @@ class AuditLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+class AuditWriteError(OSError):
+    """A record could not be put on disk whole. The message names the file, never the record."""
+
+
+# The fields a torn line must still show, first: a "starting" line cut short still holds its plan.
+LEADING = ("outcome", "plan_id", "request_id", "idempotency_key", "time")
+MAX_TEXT = 1000  # characters a field keeps: no request or alert makes an audit line of 250 KB
+_SALVAGE = re.compile(
+    rb'^\{"outcome":"starting"(?:,"plan_id":"((?:[^"\\]|\\.)*)")?(?:,"request_id":"([^"]*)")?'
+)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    ordered = {k: record[k] for k in LEADING if k in record}
+    ordered.update((k, record[k]) for k in sorted(record) if k not in ordered)
+    capped = {
+        k: v[:MAX_TEXT] + "…" if isinstance(v, str) and len(v) > MAX_TEXT else v for k, v in ordered.items()
+    }
+    return (json.dumps(capped, separators=(",", ":")) + "\n").encode()
+
+
+_WRITE = os.write  # one seam, for tests that make the disk full
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = _WRITE(fd, view)  # a full disk may take part of it, then refuse the rest
+        if n <= 0:
+            raise OSError(errno.ENOSPC, "no space left on device")
+        view = view[n:]
+
+
+def _torn_start(raw: bytes) -> dict[str, Any] | None:
+    """What a cut-short "starting" line still says: it is a start, of this plan if the plan survived."""
+    m = _SALVAGE.match(raw)
+    if m is None:
+        return None
+    plan_id = json.loads(b'"' + m.group(1) + b'"') if m.group(1) is not None else None
+    rid = m.group(2).decode("utf-8", "replace") if m.group(2) else "torn"
+    return {"outcome": "starting", "plan_id": plan_id, "request_id": rid, "torn": True}
 
 
 def _valid_text(value: Any) -> Any:

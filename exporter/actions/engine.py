@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from exporter.actions import guards
+from exporter.actions.audit import AuditWriteError
 from exporter.actions.model import Attempt, Decision, Outcome, StartRequest
 from exporter.actions.recorder import Recorder
 from exporter.actions.tracker import TaskTracker
@@ -118,7 +119,12 @@ class Actions:
                 attempt, "dry_run", 200, "dry run: every check passed, nothing sent", extra=spec
             )
         # On disk before EM hears of it: if we die now, a restart treats the start as having happened.
-        self.recorder.write(attempt, "starting", 0, "asking EM to start the plan", extra=spec)
+        # If it cannot be put on disk, EM is not asked (fail closed).
+        try:
+            self.recorder.write_before_em(attempt, "asking EM to start the plan", spec)
+        except AuditWriteError as exc:
+            why = f"{exc}: a start must be on record before EM is asked; nothing was sent"
+            return self.recorder.decide(attempt, "audit_error", 503, why)
         try:
             task = self.client.start_plan(plan.id, start_date)
         except EMError as exc:

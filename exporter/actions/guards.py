@@ -75,6 +75,12 @@ def clear_to_start(
         )
     if latest is not None and latest.active:
         return Refusal("conflict", 409, f"failover session {latest.id} is still {latest.state}")
+    if plan.id in state.unwritten_plans:
+        why = "its last start is known but not yet on the audit log (the disk refuses it): held"
+        return Refusal("conflict", 409, why)
+    if state.torn_start_at is not None and now - state.torn_start_at < settings.cooldown_seconds:
+        why = "the audit log ends in a start cut short that names no plan: every plan is held for a cooldown"
+        return Refusal("conflict", 409, why)
     last = state.last_start.get(plan.id)
     if last is None:
         return None

@@ -19,7 +19,15 @@ SOURCES: tuple[Source, ...] = get_args(Source)
 
 # What a request's answer says (and the label of veeam_failover_start_requests_total).
 Outcome = Literal[
-    "accepted", "dry_run", "duplicate", "conflict", "forbidden", "unauthorized", "invalid", "em_error"
+    "accepted",
+    "dry_run",
+    "duplicate",
+    "conflict",
+    "forbidden",
+    "unauthorized",
+    "invalid",
+    "em_error",
+    "audit_error",  # the start could not be put on record, so EM was not asked
 ]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 

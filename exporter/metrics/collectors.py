@@ -274,3 +274,8 @@ class ActionsCollector(Collector):
             if plan_id in names:
                 last.add_metric([names[plan_id]], ts)
         yield last
+        yield CounterMetricFamily(
+            "veeam_failover_audit_write_errors",
+            "Audit log records the disk refused (full, failing); while any is held, its plan cannot start.",
+            value=self.actions.recorder.write_errors,
+        )

@@ -3,9 +3,13 @@ shown to hold now: over loopback HTTP against the simulator."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,9 +18,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from exporter.actions import audit as audit_module
 from exporter.http.server import ServerThread
-from tests.helpers import RunningSim, running_sim
-from tests.loopback.test_actions import ACME, AM_TOKEN, SCENARIO, TOKEN, alert, env, notification
+from exporter.simulator.scenario import stable_id
+from tests.helpers import RunningSim, exporter_config, running_exporter, running_sim, value
+from tests.loopback.test_actions import (
+    ACME,
+    AM_TOKEN,
+    GLOBEX,
+    LIMITED_TOKEN,
+    SCENARIO,
+    TOKEN,
+    alert,
+    env,
+    notification,
+    settings,
+)
 
 
 def post_start(url: str, body: bytes) -> httpx.Response:
@@ -104,9 +121,7 @@ def test_a_raw_non_ascii_authorization_header_is_a_401(tmp_path: Path) -> None:
 
     from exporter.app import Exporter
     from exporter.config import WebSettings
-    from exporter.http.server import ServerThread
     from exporter.secret import Secret
-    from tests.helpers import exporter_config, running_sim
 
     web = WebSettings(basic_username="prometheus", basic_password=Secret("scrape-password-0123"))
     with running_sim("seed") as sim:
@@ -198,4 +213,112 @@ def test_a_logon_refused_during_a_start_is_a_503_that_names_no_account(tmp_path:
         r = e.start(ACME)
         assert r.status_code == 503 and "not sent" in r.json()["reason"]
         assert "admin" not in r.json()["reason"]
+        assert e.starts() == 0
+
+
+# -- the audit log on a full disk ------------------------------------------------------------------------
+
+ACME_ID = stable_id("plan", "vbr01", ACME)
+
+
+class FullDisk:
+    """os.write for the audit log: while `refuses(data)`, a short write of half, then ENOSPC."""
+
+    def __init__(self, refuses: Callable[[bytes], bool]) -> None:
+        self.refuses = refuses
+        self._half_taken = False
+
+    def write(self, fd: int, data: Any) -> int:
+        data = bytes(data)
+        if self._half_taken:  # the rest of a line the disk took half of
+            self._half_taken = False
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if not self.refuses(data):
+            return REAL_WRITE(fd, data)
+        self._half_taken = True
+        return REAL_WRITE(fd, data[: len(data) // 2])
+
+
+REAL_WRITE = os.write
+
+
+def lines(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
+    good, torn = [], []
+    for raw in path.read_bytes().splitlines():
+        if raw.strip():
+            try:
+                good.append(json.loads(raw))
+            except ValueError:
+                torn.append(raw)
+    return good, torn
+
+
+def test_a_start_that_cannot_be_put_on_record_is_refused_before_em(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with env(tmp_path) as e:
+        monkeypatch.setattr(audit_module, "_WRITE", FullDisk(lambda data: True).write)
+        r = e.start(ACME)
+        assert r.status_code == 503 and r.json()["outcome"] == "audit_error"
+        assert "nothing was sent" in r.json()["reason"]
+        assert e.starts() == 0
+        m = e.exp.scrape()
+        assert value(m, "veeam_failover_audit_write_errors_total") == 2  # the start, and its refusal
+
+
+def test_a_record_refused_after_em_started_holds_the_plan_until_it_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FullDisk(lambda data: b'"outcome":"accepted"' in data)
+    with env(tmp_path, cooldown_seconds=0) as e:
+        monkeypatch.setattr(audit_module, "_WRITE", disk.write)
+        r = e.start(ACME, **{"Idempotency-Key": "k1"})
+        assert r.status_code == 202 and r.json()["outcome"] == "accepted"  # EM started it: say so
+        assert e.starts() == 1
+        again = e.start(ACME, **{"Idempotency-Key": "k2"})
+        assert again.status_code == 409 and "not yet on the audit log" in again.json()["reason"]
+        assert e.start(ACME, **{"Idempotency-Key": "k1"}).json()["outcome"] == "duplicate"
+        # a restart now: the "starting" line is on disk, so the plan stays started
+        cfg = exporter_config(e.sim.url, actions=settings(tmp_path, cooldown_seconds=0))
+        with running_exporter(cfg) as second:
+            second.poll()
+            r2 = httpx.post(
+                f"{second.url}/api/v1/plans/{ACME}/start",
+                json={"start_now": True},
+                headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "k3"},
+            )
+            assert r2.status_code == 409
+        disk.refuses = lambda data: False  # space again
+        e.start(GLOBEX, token=LIMITED_TOKEN, body={"start_now": True, "dry_run": True})
+        good, torn = lines(e.audit)
+        # each refused try left a cut-short line, each on a line of its own: none swallowed another
+        assert torn and all(t.startswith(b'{"outcome":"accepted"') for t in torn)
+        accepted = [x for x in good if x["outcome"] == "accepted"]
+        assert len(accepted) == 1 and accepted[0]["idempotency_key"] == "api:k1"  # nothing swallowed
+        assert e.starts() == 1
+
+
+def test_a_torn_start_line_still_holds_its_plan_after_a_restart(tmp_path: Path) -> None:
+    (tmp_path / "audit.jsonl").write_bytes(
+        b'{"outcome":"starting","plan_id":"' + ACME_ID.encode() + b'","request_id":"r1","idempotency'
+    )
+    with env(tmp_path, cooldown_seconds=0) as e:
+        r = e.start(ACME)
+        assert r.status_code == 409 and e.starts() == 0
+
+
+def test_a_torn_start_line_naming_no_plan_holds_every_plan(tmp_path: Path) -> None:
+    (tmp_path / "audit.jsonl").write_bytes(b'{"outcome":"starting","pla')
+    with env(tmp_path) as e:
+        r = e.start(GLOBEX, token=LIMITED_TOKEN)
+        assert r.status_code == 409 and "cut short" in r.json()["reason"]
+        assert e.starts() == 0
+
+
+def test_a_hand_edited_time_never_lifts_a_cooldown(tmp_path: Path) -> None:
+    record = {"outcome": "accepted", "plan_id": ACME_ID, "request_id": "r1", "time": "last tuesday"}
+    (tmp_path / "audit.jsonl").write_text(json.dumps(record) + "\n")
+    with env(tmp_path) as e:  # cooldown 3600 s
+        r = e.start(ACME)
+        assert r.status_code == 409 and r.json()["outcome"] == "conflict"  # the start still counts
         assert e.starts() == 0
