@@ -77,19 +77,9 @@ def run(config_path: str | None, **overrides: Any) -> None:
         config.listen_address,
         config.em.url,
     )
-    uvicorn.run(
-        exporter.app,
-        ssl_certfile=config.web.tls_cert_file,
-        ssl_keyfile=config.web.tls_key_file,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        # Prometheus keeps its connection between scrapes; uvicorn's default (5 s) would close it
-        # before every scrape at any usual interval (up to a minute)
-        timeout_keep_alive=65,
-    )
+    from exporter.http.listener import uvicorn_config
+
+    uvicorn.Server(uvicorn_config(exporter.app, host, port, config.web)).run()
 
 
 @main.command()

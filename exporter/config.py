@@ -96,6 +96,12 @@ class WebSettings:
     basic_username: str | None = None
     basic_password: Secret | None = field(default=None, repr=False)
     bearer_token: Secret | None = field(default=None, repr=False)
+    # limits on every client, token or not (http/listener.py)
+    header_timeout_seconds: float = setting(10.0, minimum=0.1)
+    max_header_bytes: int = setting(32 * 1024, minimum=1024)
+    max_connections: int = setting(512, minimum=1)
+    # X-Forwarded-For is believed only from these addresses (a reverse proxy in front); none by default
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

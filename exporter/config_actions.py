@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from exporter.config import ActionSettings, Caller, ConfigError
 from exporter.config_values import bool_, mapping, number, numbers, read_yaml, string
 from exporter.secret import Secret
+
+log = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
 ACTION_KEYS = {f.name for f in fields(ActionSettings)} - {
@@ -35,6 +39,8 @@ def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
     callers: list[Caller] = []
     if path is not None:
         data = read_yaml(path)
+        if Path(path).stat().st_mode & 0o077:
+            log.warning("actions.tokens_file %s is open to others: chmod 600 it", path)
         for name, entry in data.items():
             where = f"actions.tokens_file {path}: {name}"
             if isinstance(entry, str):

@@ -29,7 +29,14 @@ from exporter.secret import Secret
 EM_KEYS = {f.name for f in fields(EMSettings)} - {"password"} | {"password_file"}
 POLL_KEYS = {f.name for f in fields(PollSettings)}
 TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level", "log_format", "helper_process"}
-WEB_KEYS = {"tls_cert_file", "tls_key_file", "basic_auth", "bearer_token_file"}
+WEB_KEYS = {
+    "tls_cert_file",
+    "tls_key_file",
+    "basic_auth",
+    "bearer_token_file",
+    "trusted_proxies",
+    *(f.name for f in fields(WebSettings) if "minimum" in f.metadata),
+}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -152,7 +159,15 @@ def _web(d: dict[str, Any]) -> WebSettings:
     token_file = string(d, "bearer_token_file", "web")
     if basic and token_file:
         raise ConfigError("web.basic_auth: choose basic_auth or bearer_token_file, not both")
-    settings = WebSettings(tls_cert_file=cert, tls_key_file=key)
+    proxies = d.get("trusted_proxies") or []
+    if not isinstance(proxies, list) or not all(isinstance(p, str) and p.strip() for p in proxies):
+        raise ConfigError("web.trusted_proxies: must be a list of addresses (the reverse proxies in front)")
+    settings = WebSettings(
+        tls_cert_file=cert,
+        tls_key_file=key,
+        trusted_proxies=tuple(p.strip() for p in proxies),
+        **numbers(WebSettings, d, "web"),
+    )
     if basic:
         user = string(basic, "username", "web.basic_auth")
         password_file = string(basic, "password_file", "web.basic_auth")

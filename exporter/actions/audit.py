@@ -101,6 +101,7 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: every write lands at the end, whole, even if two processes share the file.
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            warn_if_others_can_read(self.path, "the audit log")
             if _ends_mid_line(self.path):
                 # A crash cut the last line short: end it, or our next record would be glued to it
                 # and lost with it.
@@ -212,6 +213,13 @@ def _torn_start(raw: bytes) -> dict[str, Any] | None:
     plan_id = json.loads(b'"' + m.group(1) + b'"') if m.group(1) is not None else None
     rid = m.group(2).decode("utf-8", "replace") if m.group(2) else "torn"
     return {"outcome": "starting", "plan_id": plan_id, "request_id": rid, "torn": True}
+
+
+def warn_if_others_can_read(path: Path, what: str) -> None:
+    """A file others on the machine may read or write (tokens, the guards' memory): said once, loudly."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        log.warning("%s %s is open to others (mode %o): chmod 600 it", what, path, mode & 0o777)
 
 
 def _valid_text(value: Any) -> Any:

@@ -73,6 +73,8 @@ class Actions:
             remote=remote,
             alert_fingerprint=fingerprint,
         )
+        if caller is None and outcome == "unauthorized":
+            return self.recorder.unauthenticated(Attempt(_request_id(), None, req, None), reason)
         # Only an authenticated caller's plan name may become a label value or be confirmed in the answer.
         plan = None if caller is None else guards.resolve(self.store.current().plans, req.plan_ref)[0]
         return self.recorder.decide(Attempt(_request_id(), caller, req, plan), outcome, status, reason)

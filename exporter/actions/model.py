@@ -83,7 +83,8 @@ class Decision:
         out: dict[str, Any] = {"request_id": self.request_id, "outcome": self.outcome, "reason": self.reason}
         if self.plan is not None:
             out["plan"] = self.plan
-            out["plan_id"] = self.plan_id
+            if self.outcome != "forbidden":  # a caller not allowed the plan learns nothing more of it
+                out["plan_id"] = self.plan_id
         if self.em_task_id is not None:
             out["em_task"] = {"id": self.em_task_id}
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -50,7 +51,30 @@ class Recorder:
             )
         self.requests: Counter[tuple[str, str, str]] = Counter()  # (plan, source, outcome)
         self.write_errors = 0  # records the disk refused (each counted once, however often retried)
+        self._unauthenticated_logged = -1e9
+        self._unauthenticated_since_log = 0
         self._unwritten: list[dict[str, Any]] = []
+
+    def unauthenticated(self, attempt: Attempt, reason: str) -> Decision:
+        """A request without a valid token: counted and logged (once a minute at most), never written
+        to the audit log one fsync each: anyone can send them, as fast as they like."""
+        decision = Decision(request_id=attempt.request_id, outcome="unauthorized", status=401, reason=reason)
+        now = time.monotonic()
+        with self._lock:
+            self.requests[("", attempt.request.source, "unauthorized")] += 1
+            self._unauthenticated_since_log += 1
+            due = now - self._unauthenticated_logged >= 60
+            if due:
+                self._unauthenticated_logged = now
+                count, self._unauthenticated_since_log = self._unauthenticated_since_log, 0
+        self._store.publish()
+        if due:
+            log.warning(
+                "%d start request(s) without a valid token in the last minute (latest from %s)",
+                count,
+                attempt.request.remote,
+            )
+        return decision
 
     def decide(
         self,

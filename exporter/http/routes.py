@@ -75,7 +75,9 @@ def create_app(
         snap = store.current()
         actions = None if recent_actions is None else recent_actions(20)
         body = await run_in_threadpool(status.render, snap, actions)
-        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(
+            body, headers={"Cache-Control": "no-store", "Content-Security-Policy": STATUS_CSP}
+        )
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -92,8 +94,37 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    middleware = [Middleware(ListenerAuth, web=web)] if web is not None else []
-    return Starlette(routes=routes + (extra_routes or []), lifespan=lifespan, middleware=middleware)
+    middleware = [Middleware(NoSniff)]
+    if web is not None:
+        middleware.append(Middleware(ListenerAuth, web=web))
+    app = Starlette(routes=routes + (extra_routes or []), lifespan=lifespan, middleware=middleware)
+    # `/metrics/` would be redirected to an absolute URL built from the request's Host header: an open
+    # redirect to any host a client names. No such redirects: a path is right or it is a 404.
+    app.router.redirect_slashes = False
+    return app
+
+
+# The status page needs its own inline style and nothing else: no script, no frame, no form.
+STATUS_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
+class NoSniff:
+    """`X-Content-Type-Options: nosniff` on every answer: a browser must not guess a type."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_with(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        await self.app(scope, receive, send_with)
 
 
 class ListenerAuth:

@@ -10,6 +10,9 @@ from typing import Any
 
 import uvicorn
 
+from exporter.config import WebSettings
+from exporter.http.listener import uvicorn_config
+
 
 class ServerThread:
     def __init__(
@@ -20,21 +23,15 @@ class ServerThread:
         *,
         certfile: str | None = None,
         keyfile: str | None = None,
+        web: WebSettings | None = None,
     ) -> None:
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-        )
-        self.scheme = "https" if certfile else "http"
+        web = web or WebSettings(tls_cert_file=certfile, tls_key_file=keyfile)
+        config = uvicorn_config(app, host, self.port, web, lifespan="on")
+        self.scheme = "https" if web.tls_cert_file else "http"
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True, name=f"http-{self.port}"

@@ -147,8 +147,8 @@ def test_missing_or_wrong_token_is_401_and_nothing_happens(tmp_path: Path, token
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert r.json()["outcome"] == "unauthorized"
         assert e.starts() == 0
-        (line,) = e.lines()
-        assert (line["outcome"], line["caller"], line["status"]) == ("unauthorized", None, 401)
+        # counted and logged at most once a minute, never an fsync'd audit line each (anyone can send them)
+        assert e.lines() == []
         m = e.exp.scrape()
         # the plan an unauthenticated caller names is not trusted, not even as a label value
         assert (
