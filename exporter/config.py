@@ -57,13 +57,20 @@ class PollSettings:
     max_concurrent_requests: int = setting(4, minimum=1)
 
 
+# An allowlist entry: a plan name or ID (a bare name matches that name on any backup server), or
+# (backup server, plan name or ID) to name one server's plan only.
+PlanEntry = str | tuple[str, str]
+ROLES = ("starter", "admin")
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who may call the action endpoints: a name for the audit log, a bearer token, and its plans."""
 
     name: str
     token: Secret = field(repr=False)
-    plans: tuple[str, ...] | None = None  # None: the global actions.allowed_plans
+    plans: tuple[PlanEntry, ...] | None = None  # None: the global actions.allowed_plans
+    roles: tuple[str, ...] = ("starter",)  # "admin" also sees every caller's decisions
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class ActionSettings:
     kill_switch: bool = False  # refuse every start, whatever else says
     dry_run: bool = False  # run and record every check, send nothing to EM
     callers: tuple[Caller, ...] = ()
-    allowed_plans: tuple[str, ...] = ()  # plan names or IDs
+    allowed_plans: tuple[PlanEntry, ...] = ()  # plan names or IDs, or (backup server, name or ID)
     cooldown_seconds: float = setting(3600.0, minimum=0)
     audit_log: str | None = None
     alertmanager_plan_label: str = "veeam_failover_plan"

@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from exporter.config import ActionSettings, Caller, ConfigError
+from exporter.config import ROLES, ActionSettings, Caller, ConfigError, PlanEntry
 from exporter.config_values import bool_, mapping, number, numbers, read_yaml, string
 from exporter.secret import Secret
 
@@ -20,12 +20,27 @@ ACTION_KEYS = {f.name for f in fields(ActionSettings)} - {
 } | {"tokens_file", "plans"}
 
 
-def _plan_list(value: Any, where: str) -> tuple[str, ...]:
+def _plan_list(value: Any, where: str) -> tuple[PlanEntry, ...]:
+    """Plan names or IDs, or {backup_server: ..., plan: ...} to name one server's plan only."""
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+    if not isinstance(value, list):
         raise ConfigError(f"{where}: must be a list of plan names or IDs")
-    return tuple(value)
+    out: list[PlanEntry] = []
+    for i, p in enumerate(value):
+        if isinstance(p, str) and p:
+            out.append(p)
+        elif (
+            isinstance(p, dict)
+            and set(p) == {"backup_server", "plan"}
+            and all(isinstance(v, str) and v for v in p.values())
+        ):
+            out.append((p["backup_server"], p["plan"]))
+        else:
+            raise ConfigError(
+                f"{where}[{i}]: must be a plan name or ID, or a mapping of backup_server and plan"
+            )
+    return tuple(out)
 
 
 def _token(value: Any, where: str) -> Secret:
@@ -46,13 +61,17 @@ def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
             if isinstance(entry, str):
                 callers.append(Caller(name=str(name), token=_token(entry, where)))
             elif isinstance(entry, dict):
-                unknown = set(entry) - {"token", "plans"}
+                unknown = set(entry) - {"token", "plans", "roles"}
                 if unknown:
-                    raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting; known: plans, token")
+                    raise ConfigError(
+                        f"{where}.{sorted(unknown)[0]}: unknown setting; known: plans, roles, token"
+                    )
                 plans = _plan_list(entry["plans"], f"{where}.plans") if "plans" in entry else None
-                callers.append(
-                    Caller(name=str(name), token=_token(entry.get("token"), f"{where}.token"), plans=plans)
-                )
+                roles = entry.get("roles", ["starter"])
+                if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
+                    raise ConfigError(f"{where}.roles: must be a list of {', '.join(ROLES)}")
+                token = _token(entry.get("token"), f"{where}.token")
+                callers.append(Caller(name=str(name), token=token, plans=plans, roles=tuple(roles)))
             else:
                 raise ConfigError(f"{where}: must be a token or a mapping with token and plans")
     if env.get("VEEAM_ACTION_TOKEN"):

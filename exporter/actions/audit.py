@@ -160,10 +160,11 @@ class AuditLog:
             self.lines_written += 1
         return record
 
-    def latest(self, n: int) -> list[dict[str, Any]]:
-        """The newest `n` decisions, newest first."""
+    def latest(self, n: int, caller: str | None = None) -> list[dict[str, Any]]:
+        """The newest `n` decisions, newest first; only `caller`'s if one is named."""
         with self._lock:
-            return list(self.recent)[-n:][::-1]
+            mine = [r for r in self.recent if caller is None or r.get("caller") == caller]
+        return mine[-n:][::-1]
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -91,10 +92,13 @@ class Actions:
         start_date, refusal = guards.admit(plan, caller, req, self.settings, time.time())
         if refusal is not None:
             return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
+        scoped = replace(req, idempotency_key=guards.scoped_key(caller, plan, req.idempotency_key))
         with self._lock_for(plan.id):
-            return self._start_locked(attempt, start_date)
+            return self._start_locked(replace(attempt, request=scoped), start_date, req.idempotency_key)
 
-    def _start_locked(self, attempt: Attempt, start_date: datetime | None) -> Decision:
+    def _start_locked(
+        self, attempt: Attempt, start_date: datetime | None, legacy_key: str | None
+    ) -> Decision:
         plan = attempt.plan
         assert plan is not None
         latest = next(
@@ -106,7 +110,7 @@ class Actions:
             None,
         )
         refusal = guards.clear_to_start(
-            plan, attempt.request, self.recorder.state, latest, self.settings, time.time()
+            plan, attempt.request, self.recorder.state, latest, self.settings, time.time(), legacy_key
         )
         if refusal is not None:
             return self.recorder.decide(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from exporter.actions.audit import AuditState
 from exporter.actions.model import Outcome, StartRequest
-from exporter.config import ActionSettings, Caller
+from exporter.config import ActionSettings, Caller, PlanEntry
 from exporter.em.model import Plan, Session
 
 
@@ -41,7 +42,7 @@ def admit(
     if settings.kill_switch:
         return None, Refusal("forbidden", 403, "actions.kill_switch is on")
     allowed = caller.plans if caller.plans is not None else settings.allowed_plans
-    if plan.name not in allowed and plan.id not in allowed:
+    if not any(_names(entry, plan) for entry in allowed):
         return None, Refusal("forbidden", 403, f"plan not allowed for caller {caller.name!r}")
     policies = settings.restore_point_min_age_seconds
     min_age = policies.get(plan.name, policies.get(plan.id))
@@ -56,6 +57,19 @@ def admit(
     return req.start_date, None
 
 
+def _names(entry: PlanEntry, plan: Plan) -> bool:
+    if isinstance(entry, str):
+        return entry in (plan.name, plan.id)
+    server, ref = entry
+    return server == plan.backup_server and ref in (plan.name, plan.id)
+
+
+def scoped_key(caller: Caller, plan: Plan, key: str | None) -> str | None:
+    """An idempotency key is one caller's, for one plan: another caller's same key is another request,
+    and neither can learn of the other's."""
+    return None if key is None else f"{caller.name}|{plan.id}|{key}"
+
+
 def clear_to_start(
     plan: Plan,
     req: StartRequest,
@@ -63,10 +77,11 @@ def clear_to_start(
     latest: Session | None,
     settings: ActionSettings,
     now: float,
+    legacy: str | None = None,
 ) -> Refusal | None:
     """Under the plan's lock: not a repeat, nothing running, no start still on its way, no cooldown."""
-    if req.idempotency_key and req.idempotency_key in state.used_keys:
-        first = state.used_keys[req.idempotency_key]
+    first = _used(state, plan, req.idempotency_key, legacy)
+    if first is not None:
         return Refusal(
             "duplicate",
             200,
@@ -92,6 +107,16 @@ def clear_to_start(
     if now - last < settings.cooldown_seconds:
         why = f"started {now - last:.0f}s ago; cooldown is {settings.cooldown_seconds:.0f}s"
         return Refusal("conflict", 409, why)
+    return None
+
+
+def _used(state: AuditState, plan: Plan, key: str | None, legacy: str | None) -> dict[str, Any] | None:
+    """The decision that used this key before, if any: the caller's own for this plan, or (logs from
+    before keys were scoped) an unscoped key's for this same plan."""
+    if key and key in state.used_keys:
+        return state.used_keys[key]
+    if legacy and legacy in state.used_keys and state.used_keys[legacy].get("plan_id") == plan.id:
+        return state.used_keys[legacy]
     return None
 
 

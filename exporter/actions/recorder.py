@@ -204,8 +204,8 @@ class Recorder:
             self.state.unwritten_plans.add(record["plan_id"])
         log.error("%s; the decision is held in memory and its plan blocked until it is on disk", exc)
 
-    def recent(self, n: int) -> list[dict[str, Any]]:
-        return self._audit.latest(n)
+    def recent(self, n: int, caller: str | None = None) -> list[dict[str, Any]]:
+        return self._audit.latest(n, caller)
 
     def stats(self) -> dict[tuple[str, str, str], int]:
         with self._lock:

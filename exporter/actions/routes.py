@@ -195,7 +195,9 @@ def action_routes(actions: Actions | None) -> list[Route]:
             limit_n = min(200, max(1, int(request.query_params.get("limit", "50"))))
         except ValueError:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
-        return JSONResponse({"actions": actions.recorder.recent(limit_n)})
+        # a caller sees its own decisions; only an admin sees everyone's (keys, plans, reasons)
+        mine = None if "admin" in caller.roles else caller.name
+        return JSONResponse({"actions": actions.recorder.recent(limit_n, mine)})
 
     return [
         Route("/api/v1/plans/{plan}/start", start, methods=["POST"]),

@@ -112,7 +112,8 @@ def test_a_lone_surrogate_in_an_alert_never_breaks_a_view(tmp_path: Path) -> Non
 def test_a_poisoned_audit_log_is_survived_after_a_restart(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     audit.write_text(
-        '{"request_id": "r0", "outcome": "invalid", "reason": "\\ud800", "plan_ref": "\\udfff"}\n'
+        '{"request_id": "r0", "caller": "runbook", "outcome": "invalid", '
+        '"reason": "\\ud800", "plan_ref": "\\udfff"}\n'
     )
     with env(tmp_path) as e:
         assert httpx.get(f"{e.exp.url}/status").status_code == 200
@@ -298,7 +299,7 @@ def test_a_record_refused_after_em_started_holds_the_plan_until_it_is_on_disk(
         # each refused try left a cut-short line, each on a line of its own: none swallowed another
         assert torn and all(t.startswith(b'{"outcome":"accepted"') for t in torn)
         accepted = [x for x in good if x["outcome"] == "accepted"]
-        assert len(accepted) == 1 and accepted[0]["idempotency_key"] == "api:k1"  # nothing swallowed
+        assert len(accepted) == 1 and accepted[0]["idempotency_key"].endswith("|api:k1")  # nothing swallowed
         assert e.starts() == 1
 
 
@@ -463,3 +464,85 @@ def test_files_open_to_others_are_warned_about(tmp_path: Path, caplog: pytest.Lo
         {"VEEAM_EM_PASSWORD": "x"},
     )
     assert any("tokens_file" in r.getMessage() and "chmod 600" in r.getMessage() for r in caplog.records)
+
+
+# -- the guards' scope ------------------------------------------------------------------------------------
+
+
+def test_an_idempotency_key_is_one_callers_for_one_plan(tmp_path: Path) -> None:
+    # the runbook may start ACME, the limited caller GLOBEX; both happen to use the key "k1"
+    with env(tmp_path) as e:
+        first = e.start(ACME, **{"Idempotency-Key": "k1"})
+        assert first.status_code == 202
+        other = e.start(GLOBEX, token=LIMITED_TOKEN, **{"Idempotency-Key": "k1"})
+        assert other.status_code == 202 and other.json()["outcome"] == "accepted"  # not a "duplicate"
+        assert first.json()["request_id"] not in other.text  # nor does it learn of the other's request
+        assert e.starts() == 2
+
+
+def test_a_key_from_a_log_before_keys_were_scoped_still_counts(tmp_path: Path) -> None:
+    record = {
+        "outcome": "accepted",
+        "plan_id": ACME_ID,
+        "request_id": "r-old",
+        "idempotency_key": "api:k1",
+        "time": "2020-01-01T00:00:00Z",
+    }
+    (tmp_path / "audit.jsonl").write_text(json.dumps(record) + "\n")
+    with env(tmp_path, cooldown_seconds=0) as e:
+        r = e.start(ACME, **{"Idempotency-Key": "k1"})
+        assert r.json()["outcome"] == "duplicate" and e.starts() == 0
+
+
+def test_an_allowlist_entry_can_name_a_backup_server(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from exporter.config import Caller
+    from exporter.secret import Secret
+
+    twins = {
+        "time_scale": 1,
+        "task_delay_seconds": 1,
+        "plans": [
+            {"name": "Site DR", "tenant": "A", "backup_server": "vbr01", "vms": ["a"]},
+            {"name": "Site DR", "tenant": "B", "backup_server": "vbr02", "vms": ["b"]},
+        ],
+    }
+    callers = (Caller("runbook", Secret(TOKEN), plans=(("vbr02", "Site DR"),)),)
+    with running_sim(twins) as sim:
+        cfg = exporter_config(sim.url, actions=replace(settings(tmp_path), callers=callers))
+        with running_exporter(cfg) as exp:
+            exp.poll()
+            ids = {p.backup_server: p.id for p in sim.world.plans.values()}
+
+            def start(ref: str) -> httpx.Response:
+                return httpx.post(
+                    f"{exp.url}/api/v1/plans/{ref}/start",
+                    json={"start_now": True, "dry_run": True},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+
+            assert start(ids["vbr01"]).status_code == 403  # the same name on another server
+            assert start(ids["vbr02"]).status_code == 200
+            assert start("Site DR").status_code == 404  # a bare name two plans have: use the ID
+
+
+def test_a_caller_sees_only_its_own_decisions_unless_admin(tmp_path: Path) -> None:
+    from exporter.config import Caller
+    from exporter.secret import Secret
+
+    admin_token = "admin-token-0123456789"
+    with env(tmp_path) as e:
+        e.start(ACME, body={"start_now": True, "dry_run": True})
+        e.start(GLOBEX, token=LIMITED_TOKEN, body={"start_now": True, "dry_run": True})
+
+        def seen(token: str) -> set[str]:
+            r = httpx.get(f"{e.exp.url}/api/v1/actions", headers={"Authorization": f"Bearer {token}"})
+            return {x["caller"] for x in r.json()["actions"]}
+
+        assert seen(LIMITED_TOKEN) == {"limited"}
+        assert seen(TOKEN) == {"runbook"}
+    admin = Caller("ops", Secret(admin_token), roles=("admin",))
+    with env(tmp_path, callers=(*settings(tmp_path).callers, admin)) as e:
+        r = httpx.get(f"{e.exp.url}/api/v1/actions", headers={"Authorization": f"Bearer {admin_token}"})
+        assert {x["caller"] for x in r.json()["actions"]} == {"runbook", "limited"}

@@ -144,9 +144,10 @@ def test_the_example_config_is_valid(tmp_path: Path) -> None:
     data["actions"].update(tokens_file=str(tmp_path / "tokens.yaml"), audit_log=str(tmp_path / "audit.jsonl"))
     c = build(data, env={})
     assert c.actions.enabled and c.actions.dry_run
-    assert [(x.name, x.plans) for x in c.actions.callers] == [
-        ("alertmanager", None),
-        ("runbook", ("ACME full site failover", "Globex DR plan")),
+    assert [(x.name, x.plans, x.roles) for x in c.actions.callers] == [
+        ("alertmanager", None, ("starter",)),
+        ("oncall", (), ("admin",)),
+        ("runbook", ("ACME full site failover", ("vbr02.example.local", "Globex DR plan")), ("starter",)),
     ]
     assert c.actions.restore_point_min_age_seconds == {"Globex DR plan": 7200.0}
 
