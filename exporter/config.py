@@ -82,6 +82,9 @@ class ActionSettings:
     allowed_plans: tuple[PlanEntry, ...] = ()  # plan names or IDs, or (backup server, name or ID)
     cooldown_seconds: float = setting(3600.0, minimum=0)
     audit_log: str | None = None
+    # past this size the audit log is kept as <name>.1 (three kept) and a new one begins with the state
+    # the guards need (the used keys, each plan's last start)
+    audit_log_rotate_bytes: int = setting(64 * 1024 * 1024, minimum=4096)
     alertmanager_plan_label: str = "veeam_failover_plan"
     max_body_bytes: int = setting(256 * 1024, minimum=1024)
     # How long a start's EM task is followed. EM reports OperationFinished until its next collection

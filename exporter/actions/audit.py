@@ -17,75 +17,16 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporter.actions.audit_state import AuditState
 from exporter.em.errors import ParseError
-from exporter.em.timefmt import parse_time
 from exporter.http.strict_json import clean
 
 log = logging.getLogger(__name__)
 
 RECENT = 200  # decisions kept in memory for GET /api/v1/actions
-
-
-@dataclass
-class AuditState:
-    """What the guards need to know of the past, rebuilt from the log."""
-
-    used_keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # idempotency key -> the decision
-    last_start: dict[str, float] = field(
-        default_factory=dict
-    )  # plan id -> when EM was last asked to start it
-    pending: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # request id -> "starting", no outcome yet
-    # plan id -> the plan's latest session when we asked EM to start it: until a different one shows
-    # up, the start we asked for has not been seen
-    previous_session: dict[str, str] = field(default_factory=dict)
-    # plans whose latest decision is known in memory but not yet on disk (the disk refused it)
-    unwritten_plans: set[str] = field(default_factory=set)
-    # a torn "starting" line that names no plan: when (the log's mtime); every plan is held for a cooldown
-    torn_start_at: float | None = None
-
-    def apply(self, record: dict[str, Any]) -> None:
-        """Fold one decision in. Shared by replay and live operation, so both agree."""
-        outcome = record.get("outcome")
-        rid = str(record.get("request_id", ""))
-        if outcome == "starting":
-            # Written before EM is called. Until its outcome is known the key counts as used.
-            self.pending[rid] = record
-            self._used(record)
-            return
-        self.pending.pop(rid, None)
-        if outcome in ("accepted", "em_unknown"):
-            self._used(record)
-            self._started(record)
-        elif outcome == "em_error" and record.get("idempotency_key"):
-            # EM refused or was down: nothing started, the same request may be tried again.
-            self.used_keys.pop(str(record["idempotency_key"]), None)
-
-    def finish_replay(self) -> None:
-        # A "starting" line with no outcome: we died while asking EM. The start may have happened,
-        # so count it as a start: never start twice.
-        for record in self.pending.values():
-            self._started(record)
-        self.pending.clear()
-
-    def _used(self, record: dict[str, Any]) -> None:
-        if record.get("idempotency_key"):
-            self.used_keys[str(record["idempotency_key"])] = record
-
-    def _started(self, record: dict[str, Any]) -> None:
-        if not isinstance(record.get("plan_id"), str):
-            return
-        try:
-            when = parse_time(str(record.get("time", ""))) if record.get("time") else None
-        except ParseError:
-            when = None  # a time we cannot read must not lift a cooldown: count the start as now
-        self.last_start[record["plan_id"]] = when or time.time()
-        self.previous_session[record["plan_id"]] = str(record.get("previous_session_id") or "")
 
 
 class AuditLog:
@@ -160,6 +101,43 @@ class AuditLog:
             self.lines_written += 1
         return record
 
+    def size(self) -> int:
+        return 0 if self.path is None or not self.path.exists() else self.path.stat().st_size
+
+    def rotate(self, snapshot: dict[str, Any], keep: int = 3) -> bool:
+        """Start a new file that begins with `snapshot` (what replay needs of the old one); the old
+        file is kept as `<name>.1` (and `.2` ... `.<keep>` before it). False if the disk would not let
+        us: then the current file simply goes on."""
+        if self.path is None or self._fd is None:
+            return False
+        fresh = self.path.with_name(self.path.name + ".new")
+        with self._lock:
+            try:
+                fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    _write_all(fd, encode({"time": _now_iso(), **snapshot}))
+                    os.fsync(fd)
+                except OSError:
+                    os.close(fd)
+                    raise
+                for i in range(keep - 1, 0, -1):
+                    older = self.path.with_name(f"{self.path.name}.{i}")
+                    if older.exists():
+                        older.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
+                self.path.replace(self.path.with_name(self.path.name + ".1"))
+                fresh.replace(self.path)
+                _fsync_dir(self.path.parent)
+            except OSError as exc:
+                log.error("audit log: could not rotate %s (%s); it goes on growing", self.path, exc.strerror)
+                fresh.unlink(missing_ok=True)
+                return False
+            os.close(self._fd)
+            self._fd = fd
+            os.lseek(fd, 0, os.SEEK_END)
+            self._torn = False
+        log.info("audit log: rotated %s (the old one is %s.1)", self.path, self.path.name)
+        return True
+
     def latest(self, n: int, caller: str | None = None) -> list[dict[str, Any]]:
         """The newest `n` decisions, newest first; only `caller`'s if one is named."""
         with self._lock:
@@ -214,6 +192,14 @@ def _torn_start(raw: bytes) -> dict[str, Any] | None:
     plan_id = json.loads(b'"' + m.group(1) + b'"') if m.group(1) is not None else None
     rid = m.group(2).decode("utf-8", "replace") if m.group(2) else "torn"
     return {"outcome": "starting", "plan_id": plan_id, "request_id": rid, "torn": True}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def warn_if_others_can_read(path: Path, what: str) -> None:

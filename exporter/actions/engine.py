@@ -46,7 +46,7 @@ class Actions:
         self.client = client
         self.store = store
         self.wake_poller = wake_poller
-        self.recorder = Recorder(settings.audit_log, settings.dry_run, store)
+        self.recorder = Recorder(settings.audit_log, settings.dry_run, store, settings.audit_log_rotate_bytes)
         self.tracker = TaskTracker(client, self.recorder, settings, wake_poller)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()

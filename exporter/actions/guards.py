@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.actions.audit import AuditState
+from exporter.actions.audit_state import AuditState
 from exporter.actions.model import Outcome, StartRequest
 from exporter.config import ActionSettings, Caller, PlanEntry
 from exporter.em.model import Plan, Session

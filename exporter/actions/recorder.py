@@ -14,7 +14,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from exporter.actions.audit import AuditLog, AuditState, AuditWriteError
+from exporter.actions.audit import AuditLog, AuditWriteError
+from exporter.actions.audit_state import AuditState
 from exporter.actions.model import Attempt, Decision, Outcome
 from exporter.polling.snapshot import Store
 
@@ -38,7 +39,10 @@ AFTER_EM = frozenset(
 
 
 class Recorder:
-    def __init__(self, audit_log: str | None, dry_run: bool, store: Store) -> None:
+    def __init__(
+        self, audit_log: str | None, dry_run: bool, store: Store, rotate_bytes: int = 64 * 1024 * 1024
+    ) -> None:
+        self.rotate_bytes = rotate_bytes  # past this size the log starts anew, with the state it needs
         self._audit = AuditLog(audit_log)
         self._dry_run = dry_run  # the global switch, recorded with every decision
         self._store = store
@@ -166,6 +170,8 @@ class Recorder:
                 self._hold_locked(record, exc)
                 return
             self.state.apply(written)
+            if self._audit.size() > self.rotate_bytes and not self._unwritten:
+                self._audit.rotate(self.state.snapshot())
 
     def write_before_em(self, attempt: Attempt, reason: str, extra: dict[str, Any]) -> None:
         """The `starting` line, on disk before EM is asked; AuditWriteError if it cannot be."""

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from exporter.actions.model import Decision
-from exporter.actions.recorder import Recorder
 from exporter.config import ActionSettings
 from exporter.em.errors import EMError
 from exporter.polling.loop import BackgroundLoop
 
 if TYPE_CHECKING:  # types only
+    from exporter.actions.recorder import Recorder
     from exporter.em.client import EMClient
 
 

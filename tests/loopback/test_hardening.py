@@ -546,3 +546,30 @@ def test_a_caller_sees_only_its_own_decisions_unless_admin(tmp_path: Path) -> No
     with env(tmp_path, callers=(*settings(tmp_path).callers, admin)) as e:
         r = httpx.get(f"{e.exp.url}/api/v1/actions", headers={"Authorization": f"Bearer {admin_token}"})
         assert {x["caller"] for x in r.json()["actions"]} == {"runbook", "limited"}
+
+
+# -- the audit log's size --------------------------------------------------------------------------------
+
+
+def test_the_audit_log_rotates_and_the_new_one_still_holds_the_guards(tmp_path: Path) -> None:
+    with env(tmp_path, audit_log_rotate_bytes=4096) as e:
+        assert e.start(ACME, **{"Idempotency-Key": "k1"}).status_code == 202
+        for i in range(20):  # rehearsals until the log passes 4 KiB
+            e.start(GLOBEX, token=LIMITED_TOKEN, body={"start_now": True, "dry_run": True, "reason": f"n{i}"})
+        old = tmp_path / "audit.jsonl.1"
+        assert old.exists() and b'"outcome":"accepted"' in old.read_bytes()
+        first = json.loads(e.audit.read_text().splitlines()[0])
+        assert first["outcome"] == "state" and any(k.endswith("|api:k1") for k in first["used_keys"])
+    # a restart reads only the new file, and still knows the key and the start
+    with env(tmp_path, audit_log_rotate_bytes=4096) as e:
+        assert e.start(ACME, **{"Idempotency-Key": "k1"}).json()["outcome"] == "duplicate"
+        assert e.start(ACME, **{"Idempotency-Key": "k2"}).status_code == 409  # the cooldown holds
+        assert e.starts() == 0
+
+
+def test_an_audit_line_is_capped_whatever_an_alert_carries(tmp_path: Path) -> None:
+    huge = "p" * 250_000  # a plan label of 250 KB on a resolved alert
+    with env(tmp_path) as e:
+        r = e.webhook(notification(alert(huge, status="resolved", fingerprint="feed")))
+        assert r.status_code == 200
+        assert max(len(x) for x in e.audit.read_bytes().splitlines()) < 8 * 1024

@@ -1,0 +1,101 @@
+"""What the guards need to know of the past, rebuilt from the audit log: used idempotency keys, when each
+plan was last started, starts on their way. Shared by replay and live operation, so both agree."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.em.errors import ParseError
+from exporter.em.timefmt import parse_time
+
+
+@dataclass
+class AuditState:
+    """What the guards need to know of the past, rebuilt from the log."""
+
+    used_keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # idempotency key -> the decision
+    last_start: dict[str, float] = field(
+        default_factory=dict
+    )  # plan id -> when EM was last asked to start it
+    pending: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # request id -> "starting", no outcome yet
+    # plan id -> the plan's latest session when we asked EM to start it: until a different one shows
+    # up, the start we asked for has not been seen
+    previous_session: dict[str, str] = field(default_factory=dict)
+    # plans whose latest decision is known in memory but not yet on disk (the disk refused it)
+    unwritten_plans: set[str] = field(default_factory=set)
+    # a torn "starting" line that names no plan: when (the log's mtime); every plan is held for a cooldown
+    torn_start_at: float | None = None
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Fold one decision in. Shared by replay and live operation, so both agree."""
+        outcome = record.get("outcome")
+        rid = str(record.get("request_id", ""))
+        if outcome == "state":  # the first line of a rotated log: everything the guards knew then
+            self._restore(record)
+            return
+        if outcome == "starting":
+            # Written before EM is called. Until its outcome is known the key counts as used.
+            self.pending[rid] = record
+            self._used(record)
+            return
+        self.pending.pop(rid, None)
+        if outcome in ("accepted", "em_unknown"):
+            self._used(record)
+            self._started(record)
+        elif outcome == "em_error" and record.get("idempotency_key"):
+            # EM refused or was down: nothing started, the same request may be tried again.
+            self.used_keys.pop(str(record["idempotency_key"]), None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a rotated log must begin with so its replay knows what the old one said."""
+        return {
+            "outcome": "state",
+            "used_keys": {k: _kept(v) for k, v in self.used_keys.items()},
+            "last_start": dict(self.last_start),
+            "previous_session": dict(self.previous_session),
+            "pending": {k: _kept(v) for k, v in self.pending.items()},
+        }
+
+    def _restore(self, record: dict[str, Any]) -> None:
+        for name in ("used_keys", "pending"):
+            value = record.get(name)
+            if isinstance(value, dict):
+                getattr(self, name).update({str(k): v for k, v in value.items() if isinstance(v, dict)})
+        starts = record.get("last_start")
+        if isinstance(starts, dict):
+            self.last_start.update(
+                {str(k): float(v) for k, v in starts.items() if isinstance(v, int | float)}
+            )
+        previous = record.get("previous_session")
+        if isinstance(previous, dict):
+            self.previous_session.update({str(k): str(v) for k, v in previous.items()})
+
+    def finish_replay(self) -> None:
+        # A "starting" line with no outcome: we died while asking EM. The start may have happened,
+        # so count it as a start: never start twice.
+        for record in self.pending.values():
+            self._started(record)
+        self.pending.clear()
+
+    def _used(self, record: dict[str, Any]) -> None:
+        if record.get("idempotency_key"):
+            self.used_keys[str(record["idempotency_key"])] = record
+
+    def _started(self, record: dict[str, Any]) -> None:
+        if not isinstance(record.get("plan_id"), str):
+            return
+        try:
+            when = parse_time(str(record.get("time", ""))) if record.get("time") else None
+        except ParseError:
+            when = None  # a time we cannot read must not lift a cooldown: count the start as now
+        self.last_start[record["plan_id"]] = when or time.time()
+        self.previous_session[record["plan_id"]] = str(record.get("previous_session_id") or "")
+
+
+def _kept(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a decision a snapshot keeps: what the guards and a duplicate's answer use."""
+    return {k: record[k] for k in ("request_id", "plan_id", "em_task_id", "time", "outcome") if k in record}
