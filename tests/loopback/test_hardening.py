@@ -3,10 +3,12 @@ shown to hold now: over loopback HTTP against the simulator."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -376,6 +378,16 @@ def test_slow_oversized_and_too_many_clients_cannot_take_the_listener_down(tmp_p
             # an unfinished giant header is cut off at the limit, not buffered
             big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1024 * 1024)
             assert _raw(host, port, big).startswith(b"HTTP/1.1 431")
+            # eight clients each trying to send an 8 MB header cost no memory to speak of
+            peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+            for _ in range(8):
+                with (
+                    socket.create_connection((host, port), timeout=5) as s,
+                    contextlib.suppress(OSError),  # the listener closes it at 8 KiB
+                ):
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"b" * (8 * 1024 * 1024))
+            grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+            assert grown_mb < 40, f"peak memory grew by {grown_mb:.0f} MB"
             many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150))
             assert _raw(host, port, many + b"\r\n").startswith(b"HTTP/1.1 431")
             # past the connection cap a new client hears 503 at once
