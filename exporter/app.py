@@ -77,7 +77,7 @@ class Exporter:
             em_url=self.client.session.base_url,
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
-            recent_actions=None if self.actions is None else self.actions.recorder.recent,
+            recent_actions=None if self.actions is None else self.actions.recorder.journal.recent,
             web=config.web,
         )
 

@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from exporter.actions.audit_state import AuditState
-from exporter.em.errors import ParseError
 from exporter.http.strict_json import clean
 
 log = logging.getLogger(__name__)
@@ -49,20 +47,9 @@ class AuditLog:
                 os.write(self._fd, b"\n")
                 os.fsync(self._fd)
 
-    def load(self) -> AuditState:
-        state = AuditState()
-        for record in self._read():
-            self.recent.append(record)
-            if record.get("torn") and not record.get("plan_id") and self.path is not None:
-                state.torn_start_at = self.path.stat().st_mtime
-            try:
-                state.apply(record)
-            except ParseError:
-                self.skipped_on_load += 1
-        state.finish_replay()
-        return state
-
-    def _read(self) -> Iterator[dict[str, Any]]:
+    def read(self) -> Iterator[dict[str, Any]]:
+        """Every record, oldest first; cut-short lines counted in skipped_on_load (and what a cut-short
+        `starting` line still says, salvaged)."""
         if self.path is None or not self.path.exists():
             return
         with self.path.open("rb") as f:

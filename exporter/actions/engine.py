@@ -110,7 +110,7 @@ class Actions:
             None,
         )
         refusal = guards.clear_to_start(
-            plan, attempt.request, self.recorder.state, latest, self.settings, time.time(), legacy_key
+            plan, attempt.request, self.recorder.journal.state, latest, self.settings, time.time(), legacy_key
         )
         if refusal is not None:
             return self.recorder.decide(
@@ -168,11 +168,11 @@ class Actions:
 
     def close(self) -> None:
         self.tracker.close()
-        self.recorder.close()
+        self.recorder.journal.close()
 
     def stats(self) -> tuple[dict[tuple[str, str, str], int], dict[str, float]]:
         """Request counts; when each plan (by ID) was last started, kept across restarts by the audit log."""
-        return self.recorder.stats(), self.recorder.last_starts()
+        return self.recorder.stats(), self.recorder.journal.last_starts()
 
 
 def _request_id() -> str:

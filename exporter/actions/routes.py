@@ -197,7 +197,7 @@ def action_routes(actions: Actions | None) -> list[Route]:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
         # a caller sees its own decisions; only an admin sees everyone's (keys, plans, reasons)
         mine = None if "admin" in caller.roles else caller.name
-        return JSONResponse({"actions": actions.recorder.recent(limit_n, mine)})
+        return JSONResponse({"actions": actions.recorder.journal.recent(limit_n, mine)})
 
     return [
         Route("/api/v1/plans/{plan}/start", start, methods=["POST"]),
@@ -219,7 +219,7 @@ def _notification(
             reason = (
                 "resolved alerts never start anything" if alert.status != "firing" else f"no {label} label"
             )
-            actions.recorder.note(
+            actions.recorder.journal.note(
                 {
                     "source": "alertmanager",
                     "caller": caller.name,

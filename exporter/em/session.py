@@ -162,19 +162,9 @@ class EMSession:
         auth: tuple[str, str] | None = None,
     ) -> tuple[httpx.Response, bytes]:
         url = self.base_url + path
-        deadline = time.monotonic() + self._timeout
         try:
             with self._http.stream(method, url, headers=headers, content=content, auth=auth) as resp:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise EMError("too_large", f"{endpoint}: answer larger than {self._max_body} bytes")
-                    if time.monotonic() > deadline:
-                        # A server that trickles bytes never trips the per-read time-out.
-                        raise EMError("timeout", f"{endpoint}: answer took longer than {self._timeout:g}s")
-                    chunks.append(chunk)
+                body = _read_body(resp, endpoint, self._max_body, self._timeout)
         except EMError as exc:
             self.stats.error(endpoint, exc.reason)
             raise
@@ -182,7 +172,6 @@ class EMSession:
             err = _transport_error(exc, endpoint, self._origin, self._timeout)
             self.stats.error(endpoint, err.reason)
             raise err from None
-        body = b"".join(chunks)
         self.stats.count(endpoint, str(resp.status_code), len(body), charged=endpoint != EP_LOGON)
         if self.recorder is not None and endpoint not in (EP_LOGON, EP_LOGOUT):
             self.recorder(method, path, resp.status_code, resp.headers.get("content-type", ""), body)
@@ -259,6 +248,22 @@ def _logon_answer(resp: httpx.Response, body: bytes, username: str) -> tuple[str
         return token, answers.parse_logon_session(body).session_id
     except ParseError as exc:
         raise EMError("parse", f"EM logon: {exc}") from None
+
+
+def _read_body(resp: httpx.Response, endpoint: str, max_body: int, timeout: float) -> bytes:
+    """The whole answer, within the size limit and the time-out for all of it (a server that trickles
+    bytes never trips the per-read time-out)."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > max_body:
+            raise EMError("too_large", f"{endpoint}: answer larger than {max_body} bytes")
+        if time.monotonic() > deadline:
+            raise EMError("timeout", f"{endpoint}: answer took longer than {timeout:g}s")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable[int]) -> EMError | None:

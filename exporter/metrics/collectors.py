@@ -277,5 +277,5 @@ class ActionsCollector(Collector):
         yield CounterMetricFamily(
             "veeam_failover_audit_write_errors",
             "Audit log records the disk refused (full, failing); while any is held, its plan cannot start.",
-            value=self.actions.recorder.write_errors,
+            value=self.actions.recorder.journal.write_errors,
         )
