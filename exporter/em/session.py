@@ -18,6 +18,7 @@ import httpx
 
 from exporter.em import answers
 from exporter.em.address import normalize_base_url
+from exporter.em.answers import TOKEN_HEADER
 from exporter.em.errors import EMError, ParseError, Reason
 from exporter.em.stats import RequestStats
 from exporter.logs import register_secret
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 XML = "application/xml"
-TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name
 # Route templates for the `endpoint` label: never an ID, so the label set stays bounded.
 EP_ROOT = "/api/"
 EP_LOGON = "/api/sessionMngr"
@@ -117,7 +117,7 @@ class EMSession:
             auth=(self._username, self._password.reveal()),
             headers={"Content-Length": "0"},
         )
-        self._token, self._logon_id = _logon_answer(resp, body, self._username)
+        self._token, self._logon_id = answers.logon_answer(resp, body, self._username)
         register_secret(self._token)  # it calls EM directly, past every guard: never in a log
         log.info("logged on to EM %s as %s", self.base_url, self._username)
 
@@ -206,7 +206,7 @@ class EMSession:
                     if self._token == token:  # nobody renewed it meanwhile
                         self._token = None
                 continue
-            problem = _unusable(resp, body, endpoint, expect)
+            problem = answers.unusable_answer(resp, body, endpoint, expect)
             if problem is not None:
                 if problem.reason == "content_type":
                     self.stats.error(endpoint, "content_type")
@@ -237,19 +237,6 @@ def _http_client(verify: ssl.SSLContext | bool, timeout: float) -> httpx.Client:
     )
 
 
-def _logon_answer(resp: httpx.Response, body: bytes, username: str) -> tuple[str, str]:
-    """The token and the logon session ID of a logon's answer, or why there are none."""
-    if resp.status_code != 201:
-        raise _logon_refused(resp.status_code, resp.headers.get("content-type", ""), body, username)
-    token = resp.headers.get(TOKEN_HEADER)
-    if not token:
-        raise EMError("logon", f"EM logon answered 201 without a {TOKEN_HEADER} header")
-    try:
-        return token, answers.parse_logon_session(body).session_id
-    except ParseError as exc:
-        raise EMError("parse", f"EM logon: {exc}") from None
-
-
 def _read_body(resp: httpx.Response, endpoint: str, max_body: int, timeout: float) -> bytes:
     """The whole answer, within the size limit and the time-out for all of it (a server that trickles
     bytes never trips the per-read time-out)."""
@@ -264,33 +251,6 @@ def _read_body(resp: httpx.Response, endpoint: str, max_body: int, timeout: floa
             raise EMError("timeout", f"{endpoint}: answer took longer than {timeout:g}s")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _unusable(resp: httpx.Response, body: bytes, endpoint: str, expect: Iterable[int]) -> EMError | None:
-    """Why an answer cannot be used: an unexpected status (with EM's message), or a body that is not
-    XML (a proxy or a login page in between); None if it can."""
-    ctype = resp.headers.get("content-type", "")
-    if resp.status_code not in expect:
-        msg = answers.parse_error_message(body, ctype)
-        kind: Reason = "http_5xx" if resp.status_code >= 500 else "http_4xx"
-        from_em = answers.is_em_error(body, ctype)
-        return EMError(kind, f"{endpoint}: HTTP {resp.status_code}: {msg}", resp.status_code, from_em=from_em)
-    if body and ctype and "xml" not in ctype.lower():
-        return EMError(
-            "content_type",
-            f"{endpoint}: EM answered {ctype[:60]!r}, expected application/xml "
-            "(a proxy or a login page in between?)",
-        )
-    return None
-
-
-def _logon_refused(status: int, content_type: str, body: bytes, username: str) -> EMError:
-    msg = answers.parse_error_message(body, content_type)
-    refused = status in (401, 403)
-    hint = " (check the username, the password and the account's EM role)" if refused else ""
-    # refused credentials are a logon problem; an overloaded EM is a 5xx like any other
-    reason: Reason = "logon" if refused else ("http_5xx" if status >= 500 else "http_4xx")
-    return EMError(reason, f"EM refused the logon as {username!r}: HTTP {status} {msg}{hint}", status)
 
 
 def _transport_error(exc: Exception, endpoint: str, origin: str, timeout: float) -> EMError:
