@@ -188,6 +188,15 @@ def rule_groups() -> dict[str, Any]:
             "Starting plan '{{ $labels.plan }}' (from {{ $labels.source }}) failed at Enterprise Manager in the "
             f"last {window}. The failover may not be running.",
         ),
+        alert(
+            "VeeamFailoverStartLimitReached",
+            "veeam_failover_starts_last_hour >= on (job, instance) veeam_failover_start_limit_per_hour",
+            "critical",
+            "The exporter reached its limit of failover starts per hour.",
+            "{{ $value }} plans were started through {{ $labels.instance }} in the last hour: every further "
+            "start is refused until the hour has passed. Many tenants failing at once may be the provider's own "
+            "outage.",
+        ),
     ]
     return {
         "groups": [

@@ -81,6 +81,11 @@ class ActionSettings:
     callers: tuple[Caller, ...] = ()
     allowed_plans: tuple[PlanEntry, ...] = ()  # plan names or IDs, or (backup server, name or ID)
     cooldown_seconds: float = setting(3600.0, minimum=0)
+    # Starts in any hour, across all plans: when a provider's own uplink fails, every tenant looks down at
+    # once; past this every start is a conflict until the hour has passed, and an alert fires.
+    max_starts_per_hour: int = setting(3, minimum=1)
+    # the same for each backup server; 0: only the global limit
+    max_starts_per_hour_per_backup_server: int = setting(0, minimum=0)
     audit_log: str | None = None
     # past this size the audit log is kept as <name>.1 (three kept) and a new one begins with the state
     # the guards need (the used keys, each plan's last start)

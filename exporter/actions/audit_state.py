@@ -25,6 +25,8 @@ class AuditState:
     # plan id -> the plan's latest session when we asked EM to start it: until a different one shows
     # up, the start we asked for has not been seen
     previous_session: dict[str, str] = field(default_factory=dict)
+    # every start of the last hours: (when, backup server); the global limits count them
+    starts: list[tuple[float, str]] = field(default_factory=list)
     # plans whose latest decision is known in memory but not yet on disk (the disk refused it)
     unwritten_plans: set[str] = field(default_factory=set)
     # a torn "starting" line that names no plan: when (the log's mtime); every plan is held for a cooldown
@@ -58,6 +60,7 @@ class AuditState:
             "last_start": dict(self.last_start),
             "previous_session": dict(self.previous_session),
             "pending": {k: _kept(v) for k, v in self.pending.items()},
+            "starts": [list(s) for s in self.starts],
         }
 
     def _restore(self, record: dict[str, Any]) -> None:
@@ -70,9 +73,23 @@ class AuditState:
             self.last_start.update(
                 {str(k): float(v) for k, v in starts.items() if isinstance(v, int | float)}
             )
+        for item in record.get("starts") or []:
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int | float):
+                self.starts.append((float(item[0]), str(item[1])))
         previous = record.get("previous_session")
         if isinstance(previous, dict):
             self.previous_session.update({str(k): str(v) for k, v in previous.items()})
+
+    def starts_within(self, seconds: float, now: float, backup_server: str | None = None) -> int:
+        """Starts in the last `seconds` (of one backup server, if named), the ones still on their way
+        to EM included: two requests racing past a limit must both see each other."""
+        done = sum(1 for t, server in self.starts if now - t < seconds and backup_server in (None, server))
+        going = sum(
+            1
+            for r in self.pending.values()
+            if backup_server is None or r.get("backup_server") == backup_server
+        )
+        return done + going
 
     def finish_replay(self) -> None:
         # A "starting" line with no outcome: we died while asking EM. The start may have happened,
@@ -93,9 +110,13 @@ class AuditState:
         except ParseError:
             when = None  # a time we cannot read must not lift a cooldown: count the start as now
         self.last_start[record["plan_id"]] = when or time.time()
+        self.starts.append((when or time.time(), str(record.get("backup_server") or "")))
+        cutoff = time.time() - 2 * 3600
+        self.starts = [s for s in self.starts if s[0] >= cutoff]
         self.previous_session[record["plan_id"]] = str(record.get("previous_session_id") or "")
 
 
 def _kept(record: dict[str, Any]) -> dict[str, Any]:
     """The fields of a decision a snapshot keeps: what the guards and a duplicate's answer use."""
-    return {k: record[k] for k in ("request_id", "plan_id", "em_task_id", "time", "outcome") if k in record}
+    kept = ("request_id", "plan_id", "em_task_id", "time", "outcome", "backup_server")
+    return {k: record[k] for k in kept if k in record}

@@ -50,6 +50,7 @@ class Actions:
         self.tracker = TaskTracker(client, self.recorder, settings, wake_poller)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._limits_lock = threading.Lock()
 
     def authenticate(self, authorization: str | None) -> Caller | None:
         found = matching(bearer(authorization), [c.token for c in self.settings.callers])
@@ -124,13 +125,19 @@ class Actions:
             return self.recorder.decide(
                 attempt, "dry_run", 200, "dry run: every check passed, nothing sent", extra=spec
             )
-        # On disk before EM hears of it: if we die now, a restart treats the start as having happened.
-        # If it cannot be put on disk, EM is not asked (fail closed).
-        try:
-            self.recorder.write_before_em(attempt, "asking EM to start the plan", spec)
-        except AuditWriteError as exc:
-            why = f"{exc}: a start must be on record before EM is asked; nothing was sent"
-            return self.recorder.decide(attempt, "audit_error", 503, why)
+        # The limits across plans are checked, and the start put on disk, under one lock: requests for
+        # many plans at once cannot all pass the check before any of them counts.
+        with self._limits_lock:
+            refusal = guards.within_limits(plan, self.recorder.journal.state, self.settings, time.time())
+            if refusal is not None:
+                return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
+            # On disk before EM hears of it: if we die now, a restart treats the start as having
+            # happened. If it cannot be put on disk, EM is not asked (fail closed).
+            try:
+                self.recorder.write_before_em(attempt, "asking EM to start the plan", spec)
+            except AuditWriteError as exc:
+                why = f"{exc}: a start must be on record before EM is asked; nothing was sent"
+                return self.recorder.decide(attempt, "audit_error", 503, why)
         try:
             task = self.client.start_plan(plan.id, start_date)
         except EMError as exc:
@@ -169,6 +176,9 @@ class Actions:
     def close(self) -> None:
         self.tracker.close()
         self.recorder.journal.close()
+
+    def starts_last_hour(self) -> int:
+        return self.recorder.journal.state.starts_within(3600, time.time())
 
     def stats(self) -> tuple[dict[tuple[str, str, str], int], dict[str, float]]:
         """Request counts; when each plan (by ID) was last started, kept across restarts by the audit log."""

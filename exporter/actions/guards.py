@@ -57,6 +57,25 @@ def admit(
     return req.start_date, None
 
 
+def within_limits(plan: Plan, state: AuditState, settings: ActionSettings, now: float) -> Refusal | None:
+    """The global limits: starts in the last hour across all plans, and on the plan's backup server."""
+    started = state.starts_within(3600, now)
+    if started >= settings.max_starts_per_hour:
+        limit = settings.max_starts_per_hour
+        why = f"{started} starts in the last hour reach actions.max_starts_per_hour ({limit})"
+        return Refusal("conflict", 409, why)
+    per_server = settings.max_starts_per_hour_per_backup_server
+    if per_server:
+        on_server = state.starts_within(3600, now, plan.backup_server)
+        if on_server >= per_server:
+            why = (
+                f"{on_server} starts on {plan.backup_server} in the last hour reach "
+                f"actions.max_starts_per_hour_per_backup_server ({per_server})"
+            )
+            return Refusal("conflict", 409, why)
+    return None
+
+
 def _names(entry: PlanEntry, plan: Plan) -> bool:
     if isinstance(entry, str):
         return entry in (plan.name, plan.id)

@@ -117,6 +117,7 @@ class Recorder:
             "plan_ref": req.plan_ref[:200],
             "plan": None if plan is None else plan.name,
             "plan_id": None if plan is None else plan.id,
+            "backup_server": None if plan is None else plan.backup_server,
             "alert_fingerprint": req.alert_fingerprint,
             "idempotency_key": req.idempotency_key,
             "dry_run": req.dry_run or self._dry_run,

@@ -274,6 +274,16 @@ class ActionsCollector(Collector):
             if plan_id in names:
                 last.add_metric([names[plan_id]], ts)
         yield last
+        yield GaugeMetricFamily(
+            "veeam_failover_starts_last_hour",
+            "Plan starts this exporter sent to EM in the last hour, across all plans (ones on their way too)",
+            value=self.actions.starts_last_hour(),
+        )
+        yield GaugeMetricFamily(
+            "veeam_failover_start_limit_per_hour",
+            "actions.max_starts_per_hour: past it every start is refused until the hour has passed.",
+            value=self.actions.settings.max_starts_per_hour,
+        )
         yield CounterMetricFamily(
             "veeam_failover_audit_write_errors",
             "Audit log records the disk refused (full, failing); while any is held, its plan cannot start.",

@@ -79,6 +79,7 @@ QUIET_AT_END = {
     "VeeamFailoverExporterDown",
     "VeeamFailoverExporterDataStale",
     "VeeamFailoverStartFailed",
+    "VeeamFailoverStartLimitReached",
 }
 # panel targets that are empty once nothing runs and nothing fails (checked mid-failover instead)
 EMPTY_AT_END = {

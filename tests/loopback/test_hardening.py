@@ -12,6 +12,7 @@ import resource
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -585,3 +586,74 @@ def test_an_audit_line_is_capped_whatever_an_alert_carries(tmp_path: Path) -> No
         r = e.webhook(notification(alert(huge, status="resolved", fingerprint="feed")))
         assert r.status_code == 200
         assert max(len(x) for x in e.audit.read_bytes().splitlines()) < 8 * 1024
+
+
+# -- global limits (issue 14, part 3) ----------------------------------------------------------------------
+
+
+def _many_plans(n: int, servers: int = 1) -> dict[str, Any]:
+    return {
+        "time_scale": 1,
+        "task_delay_seconds": 1,
+        "plans": [
+            {"name": f"Tenant {i:02d} DR", "backup_server": f"vbr{i % servers:02d}", "vms": ["a"]}
+            for i in range(n)
+        ],
+    }
+
+
+def test_ten_plans_at_once_start_only_as_many_as_the_hourly_limit(tmp_path: Path) -> None:
+    names = tuple(f"Tenant {i:02d} DR" for i in range(10))
+    with running_sim(_many_plans(10)) as sim:
+        cfg = exporter_config(sim.url, actions=settings(tmp_path, allowed_plans=names, max_starts_per_hour=3))
+        with running_exporter(cfg) as exp:
+            exp.poll()
+
+            def start(name: str) -> httpx.Response:
+                return httpx.post(
+                    f"{exp.url}/api/v1/plans/{name}/start",
+                    json={"start_now": True},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=30,
+                )
+
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                answers = list(pool.map(start, names))
+            outcomes = sorted(r.json()["outcome"] for r in answers)
+            assert outcomes == ["accepted"] * 3 + ["conflict"] * 7
+            assert len(sim.world.starts) == 3
+            refused = [r.json()["reason"] for r in answers if r.status_code == 409]
+            assert all("max_starts_per_hour (3)" in why for why in refused)
+            m = exp.scrape()
+            assert value(m, "veeam_failover_starts_last_hour") == 3
+            assert value(m, "veeam_failover_start_limit_per_hour") == 3
+        # a restart remembers the hour's starts
+        with running_exporter(cfg) as again:
+            again.poll()
+            r = httpx.post(
+                f"{again.url}/api/v1/plans/{names[9]}/start",
+                json={"start_now": True},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert r.status_code == 409 and "max_starts_per_hour" in r.json()["reason"]
+            assert len(sim.world.starts) == 3
+
+
+def test_a_limit_per_backup_server(tmp_path: Path) -> None:
+    names = tuple(f"Tenant {i:02d} DR" for i in range(4))  # vbr00: 0, 2; vbr01: 1, 3
+    with running_sim(_many_plans(4, servers=2)) as sim:
+        actions = settings(
+            tmp_path, allowed_plans=names, max_starts_per_hour=10, max_starts_per_hour_per_backup_server=1
+        )
+        with running_exporter(exporter_config(sim.url, actions=actions)) as exp:
+            exp.poll()
+            got = [
+                httpx.post(
+                    f"{exp.url}/api/v1/plans/{n}/start",
+                    json={"start_now": True},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                ).json()["outcome"]
+                for n in names
+            ]
+            assert got == ["accepted", "accepted", "conflict", "conflict"]
+            assert len(sim.world.starts) == 2
