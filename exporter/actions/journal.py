@@ -14,24 +14,10 @@ from typing import Any
 
 from exporter.actions.audit import AuditLog, AuditWriteError
 from exporter.actions.audit_state import AuditState
+from exporter.actions.model import AFTER_EM
 from exporter.em.errors import ParseError
 
 log = logging.getLogger(__name__)
-
-# Records of what happened once EM was asked to start a plan: held in memory when the disk refuses them.
-AFTER_EM = frozenset(
-    {
-        "starting",
-        "accepted",
-        "em_unknown",
-        "task_finished",
-        "task_failed",
-        "task_done_uncollected",
-        "task_uncollected",
-        "task_timeout",
-        "task_lost",
-    }
-)
 
 
 class Journal:

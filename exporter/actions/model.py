@@ -46,6 +46,10 @@ AuditNote = Literal[
 ]
 AUDIT_NOTES: tuple[AuditNote, ...] = get_args(AuditNote)
 
+# The records of what happened once EM was asked to start a plan (held in memory while the disk refuses
+# them): every note but an ignored alert, and an accepted start.
+AFTER_EM: frozenset[str] = frozenset({*AUDIT_NOTES, "accepted"} - {"ignored"})
+
 
 @dataclass(frozen=True)
 class StartRequest:
