@@ -197,6 +197,49 @@ def rule_groups() -> dict[str, Any]:
             "start is refused until the hour has passed. Many tenants failing at once may be the provider's own "
             "outage.",
         ),
+        alert(
+            "VeeamFailoverStartAccepted",
+            new_or_increased('outcome="accepted"'),
+            "critical",
+            "Enterprise Manager accepted a failover start.",
+            "Plan '{{ $labels.plan }}' was started through this exporter (from {{ $labels.source }}) in the last "
+            f"{window}: a tenant's DR failover is running. Everyone on call should know.",
+        ),
+        alert(
+            "VeeamFailoverStartDryRun",
+            new_or_increased('outcome="dry_run"'),
+            "warning",
+            "A failover start passed every check as a dry run.",
+            "A start of plan '{{ $labels.plan }}' (from {{ $labels.source }}) passed every check in the last "
+            f"{window} but was a dry run: nothing was sent to EM. If the site is really down, this did not "
+            "start the failover.",
+        ),
+        alert(
+            "VeeamFailoverApprovalPending",
+            "veeam_failover_decisions_pending > 0",
+            "critical",
+            "A failover start waits for an approver.",
+            "{{ $value }} start(s) of plan '{{ $labels.plan }}' wait for approval on {{ $labels.instance }}: "
+            "approve or reject them on /status before they expire.",
+        ),
+        alert(
+            "VeeamFailoverNotificationsFailing",
+            f'increase(veeam_failover_notifications_total{{result=~"failed|dropped"}}[{window}]) > 0',
+            "warning",
+            "Failover decisions are not reaching a notification webhook.",
+            "{{ $value | humanize }} announcement(s) to webhook {{ $labels.receiver }} were {{ $labels.result }} "
+            f"in the last {window}: people may not hear of pending, accepted or failed starts.",
+        ),
+        alert(
+            "VeeamFailoverKillSwitchOn",
+            "veeam_failover_kill_switch == 1",
+            "info",
+            "The failover start kill switch is on.",
+            "Every failover start through {{ $labels.instance }} has been refused for "
+            f"{T['kill_switch_reminder_after']} or more: the kill switch is on. Turn it off when the reason has "
+            "passed (PUT /api/v1/switches), or nothing can start the runbook.",
+            for_=T["kill_switch_reminder_after"],
+        ),
     ]
     return {
         "groups": [

@@ -15,7 +15,9 @@ from exporter.actions.routes import action_routes
 from exporter.config import Config
 from exporter.em.client import client_for
 from exporter.http.routes import create_app
-from exporter.metrics.collectors import ActionsCollector, FailoverCollector, HealthCollector
+from exporter.http.status import ActionsView
+from exporter.metrics.actions import ActionsCollector
+from exporter.metrics.collectors import FailoverCollector, HealthCollector
 from exporter.metrics.exposition import Exposition, Split
 from exporter.metrics.offload import Offload
 from exporter.polling.poller import Poller
@@ -64,10 +66,12 @@ class Exporter:
         self.actions = None
         if config.actions.enabled:
             self.actions = Actions(config.actions, self.client, self.store, wake_poller=self.poller.wake)
-            if config.actions.dry_run:
-                log.warning("actions: dry run for every request (actions.dry_run); nothing is sent to EM")
-            if config.actions.kill_switch:
-                log.warning("actions: kill switch on (actions.kill_switch); every start is refused")
+            switches = self.actions.switches()
+            where = "the config" if switches.set_by is None else f"set at run time by {switches.set_by}"
+            if switches.dry_run:
+                log.warning("actions: dry run for every request (%s); nothing is sent to EM", where)
+            if switches.kill_switch:
+                log.warning("actions: kill switch on (%s); every start is refused", where)
         self.registry, split = build_registry(self.store, self.actions, config.poll.stale_after_seconds)
         self.exposition = Exposition(self.registry, self.store, offload=self.offload, split=split)
         self._start_poller = start_poller
@@ -77,8 +81,18 @@ class Exporter:
             em_url=self.client.session.base_url,
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
-            recent_actions=None if self.actions is None else self.actions.recorder.journal.recent,
+            actions_view=None if self.actions is None else self._actions_view,
             web=config.web,
+        )
+
+    def _actions_view(self) -> ActionsView:
+        assert self.actions is not None
+        a = self.actions
+        return ActionsView(
+            recent=a.recorder.journal.recent(20),
+            pending=a.approvals.pending(None),
+            switches=a.switches().to_json(),
+            approval=a.settings.approval,
         )
 
     @asynccontextmanager

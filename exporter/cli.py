@@ -9,7 +9,9 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import uvicorn
@@ -164,10 +166,18 @@ def _simulator(scenario: str, time_scale: float | None, profile: str | None = No
     type=click.Choice(sorted(PROFILES)),
     help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
 )
-def demo(scenario: str, listen_address: str, time_scale: float | None, profile: str | None) -> None:
+@click.option(
+    "--actions",
+    "with_actions",
+    is_flag=True,
+    help="Turn on the start endpoint (dry run, approval required) and print two demo tokens.",
+)
+def demo(
+    scenario: str, listen_address: str, time_scale: float | None, profile: str | None, with_actions: bool
+) -> None:
     """Simulated EM plus exporter in one process, on loopback."""
     from exporter.app import Exporter
-    from exporter.config import Config, EMSettings, PollSettings
+    from exporter.config import ActionSettings, Config, EMSettings, PollSettings
     from exporter.http.server import ServerThread
     from exporter.secret import Secret
 
@@ -179,16 +189,24 @@ def demo(scenario: str, listen_address: str, time_scale: float | None, profile: 
         host, port = parse_listen_address(listen_address)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    actions, tokens = ActionSettings(), dict[str, str]()
+    if with_actions:
+        # the plans the scenario does not start on its own come first: the printed example starts one
+        plans = sorted(sim.world.scenario.plans, key=lambda p: p.start_at is not None)
+        actions, tokens = _demo_actions(tuple(p.name for p in plans))
     config = Config(
         em=EMSettings(url=em_server.url, username=user, password=Secret(password)),
         poll=PollSettings(active_interval_seconds=2, idle_interval_seconds=10),
         listen_address=listen_address,
+        actions=actions,
     )
     exporter = Exporter(config)
     web = ServerThread(exporter.app, host, port).start()
     click.echo(f"Simulated Enterprise Manager: {em_server.url}/api/  (scenario {sim.world.scenario.name})")
     click.echo(f"Exporter:                     {web.url}/")
     click.echo(f"Metrics:                      {web.url}/metrics")
+    if with_actions:
+        _print_actions_demo(web.url, tokens, actions)
     click.echo("Press Ctrl-C to stop.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -199,6 +217,44 @@ def demo(scenario: str, listen_address: str, time_scale: float | None, profile: 
     finally:
         web.stop()
         em_server.stop()
+
+
+def _demo_actions(plans: tuple[str, ...]) -> tuple[Any, dict[str, str]]:
+    """Dry run on (nothing reaches even the simulated EM), approval required, a requester and an
+    approver with fresh random tokens, an audit log in a temporary directory."""
+    import secrets
+    import tempfile
+
+    from exporter.config import ActionSettings, Caller
+    from exporter.secret import Secret
+
+    tokens = {"requester": secrets.token_urlsafe(24), "approver": secrets.token_urlsafe(24)}
+    settings = ActionSettings(
+        enabled=True,
+        dry_run=True,
+        approval="required",
+        callers=(
+            Caller("requester", Secret(tokens["requester"])),
+            Caller("approver", Secret(tokens["approver"]), roles=("approver", "admin")),
+        ),
+        allowed_plans=plans,
+        audit_log=str(Path(tempfile.mkdtemp(prefix="veeam-demo-")) / "audit.jsonl"),
+    )
+    return settings, tokens
+
+
+def _print_actions_demo(url: str, tokens: dict[str, str], actions: Any) -> None:
+    plan = quote(actions.allowed_plans[0]) if actions.allowed_plans else "PLAN"
+    click.echo(f"Audit log:                    {actions.audit_log}")
+    click.echo("Start endpoint: on, dry run (nothing is sent to EM), approval required.")
+    click.echo(f"  requester token: {tokens['requester']}")
+    click.echo(f"  approver token:  {tokens['approver']}   (approver and admin)")
+    click.echo("Try it:")
+    click.echo(
+        f"  curl -s -X POST -H 'Authorization: Bearer {tokens['requester']}' "
+        f"-H 'Content-Type: application/json' -d '{{\"start_now\": true}}' {url}/api/v1/plans/{plan}/start"
+    )
+    click.echo(f"  then open {url}/status, follow 'approve or reject', and paste the approver token.")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,11 @@ class PollSettings:
 # An allowlist entry: a plan name or ID (a bare name matches that name on any backup server), or
 # (backup server, plan name or ID) to name one server's plan only.
 PlanEntry = str | tuple[str, str]
-ROLES = ("starter", "admin")
+# starter: asks for starts; approver: approves or rejects others' starts (approval mode); admin: flips the
+# runtime switches; viewer: reads decisions. Reading everyone's decisions takes any role but starter.
+ROLES = ("starter", "approver", "admin", "viewer")
+APPROVAL_MODES = ("none", "required")
+NOTIFICATION_FORMATS = ("json", "slack")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,22 @@ class Caller:
     name: str
     token: Secret = field(repr=False)
     plans: tuple[PlanEntry, ...] | None = None  # None: the global actions.allowed_plans
-    roles: tuple[str, ...] = ("starter",)  # "admin" also sees every caller's decisions
+    roles: tuple[str, ...] = ("starter",)
+
+
+@dataclass(frozen=True)
+class NotificationTarget:
+    """A webhook told of every decision that matters (actions/announce.py). Its URL is a secret: a Slack
+    webhook URL is the credential itself."""
+
+    name: str
+    url: Secret = field(repr=False)
+    format: str = "json"  # or "slack": {"text": ...}, which Slack, Mattermost and Rocket.Chat accept
+    events: tuple[str, ...] | None = None  # None: every announced event
+    ca_file: str | None = None
+    timeout_seconds: float = setting(5.0, minimum=0.1)
+    max_attempts: int = setting(5, minimum=1)
+    retry_base_seconds: float = setting(2.0, minimum=0.01)  # doubled after each failed attempt
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,13 @@ class ActionSettings:
     task_poll_interval_seconds: float = setting(2.0, minimum=0.05)
     # plan name or ID -> fail over to a point at least this old (ransomware recovery), instead of the latest
     restore_point_min_age_seconds: dict[str, float] = field(default_factory=dict)
+    # "required": a start that passes every guard waits for an approver (not the requester) first
+    approval: str = "none"
+    plan_approval: dict[str, str] = field(default_factory=dict)  # plan name or ID -> "none" | "required"
+    approval_timeout_seconds: float = setting(1800.0, minimum=1)  # a pending decision expires after this
+    notifications: tuple[NotificationTarget, ...] = ()
+    # where people reach this exporter (links in notifications), e.g. https://veeam-exporter.example.com
+    external_url: str | None = None
 
 
 @dataclass(frozen=True)

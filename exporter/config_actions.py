@@ -1,4 +1,5 @@
-"""The `actions:` section: caller tokens (from their own file), allowed plans, plan policies."""
+"""The `actions:` section: caller tokens and roles (from their own file), allowed plans, plan policies,
+approval mode."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from exporter.config import ROLES, ActionSettings, Caller, ConfigError, PlanEntry
+from exporter.config import (
+    APPROVAL_MODES,
+    ROLES,
+    ActionSettings,
+    Caller,
+    ConfigError,
+    NotificationTarget,
+    PlanEntry,
+)
 from exporter.config_values import bool_, mapping, number, numbers, read_yaml, string
 from exporter.secret import Secret
 
@@ -17,7 +26,9 @@ MIN_TOKEN_LENGTH = 16
 ACTION_KEYS = {f.name for f in fields(ActionSettings)} - {
     "callers",
     "restore_point_min_age_seconds",
+    "plan_approval",
 } | {"tokens_file", "plans"}
+PLAN_KEYS = {"restore_point_min_age_minutes", "approval"}
 
 
 def _plan_list(value: Any, where: str) -> tuple[PlanEntry, ...]:
@@ -82,7 +93,9 @@ def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
     return tuple(callers)
 
 
-def action_settings(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
+def action_settings(
+    d: dict[str, Any], env: dict[str, str], notifications: tuple[NotificationTarget, ...] = ()
+) -> ActionSettings:
     enabled = bool_(d, "enabled", "actions", False)
     if not enabled:
         return ActionSettings()
@@ -99,14 +112,26 @@ def action_settings(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
         )
     label = string(d, "alertmanager_plan_label", "actions") or "veeam_failover_plan"
     policies: dict[str, float] = {}
+    plan_approval: dict[str, str] = {}
     plans = d.get("plans") or {}
     if not isinstance(plans, dict):
         raise ConfigError("actions.plans: must be a mapping of plan name or ID to its policy")
     for plan, policy in plans.items():
         where = f"actions.plans.{plan}"
-        policy = mapping(policy, where, {"restore_point_min_age_minutes"})
+        policy = mapping(policy, where, PLAN_KEYS)
         if "restore_point_min_age_minutes" in policy:
             policies[str(plan)] = 60 * number(policy, "restore_point_min_age_minutes", where, 0, minimum=1)
+        if "approval" in policy:
+            plan_approval[str(plan)] = _approval(policy, where)
+    approval = _approval(d, "actions") if "approval" in d else "none"
+    if "required" in (approval, *plan_approval.values()) and not any("approver" in c.roles for c in callers):
+        raise ConfigError(
+            "actions.approval: starts need an approver but no caller has the approver role "
+            "(add roles: [approver] to a caller in actions.tokens_file)"
+        )
+    external_url = string(d, "external_url", "actions")
+    if external_url is not None and not external_url.startswith(("http://", "https://")):
+        raise ConfigError(f"actions.external_url: must start with http:// or https://, got {external_url!r}")
     return ActionSettings(
         enabled=True,
         kill_switch=bool_(d, "kill_switch", "actions", False),
@@ -117,4 +142,15 @@ def action_settings(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
         alertmanager_plan_label=label,
         **numbers(ActionSettings, d, "actions"),
         restore_point_min_age_seconds=policies,
+        approval=approval,
+        plan_approval=plan_approval,
+        notifications=notifications,
+        external_url=None if external_url is None else external_url.rstrip("/"),
     )
+
+
+def _approval(d: dict[str, Any], where: str) -> str:
+    value = d.get("approval")
+    if value not in APPROVAL_MODES:
+        raise ConfigError(f"{where}.approval: must be one of {', '.join(APPROVAL_MODES)}, got {value!r}")
+    return str(value)

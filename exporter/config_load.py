@@ -21,6 +21,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.config_actions import ACTION_KEYS, action_settings
+from exporter.config_notifications import notification_targets
 from exporter.config_values import mapping, numbers, read_yaml, secret_file, string
 from exporter.em.address import normalize_base_url
 from exporter.secret import Secret
@@ -125,7 +126,9 @@ def build_config(
         )
 
     poll_settings = PollSettings(**numbers(PollSettings, poll, "poll"))
-    actions = action_settings(mapping(top.get("actions"), "actions", ACTION_KEYS), env)
+    actions_raw = mapping(top.get("actions"), "actions", ACTION_KEYS)
+    notify = notification_targets(actions_raw.get("notifications"), "actions.notifications")
+    actions = action_settings(actions_raw, env, notify)
     web = _web(mapping(top.get("web"), "web", WEB_KEYS))
     if poll_settings.idle_interval_seconds < poll_settings.active_interval_seconds:
         raise ConfigError("poll.idle_interval_seconds: must not be shorter than poll.active_interval_seconds")

@@ -29,6 +29,8 @@ THRESHOLDS: dict[str, Any] = {
     "stale_seconds": 600,
     # start requests refused or failed within this window alert
     "actions_window": "15m",
+    # a kill switch left on this long is worth a reminder (an info alert)
+    "kill_switch_reminder_after": "1h",
     # dashboards: the data age turns orange past this (red past stale_seconds)
     "data_age_warning_seconds": 120,
     # dashboards: a data-loss window turns red past this (orange past rpo_seconds)

@@ -10,6 +10,9 @@ from typing import Any
 from exporter.em.errors import ParseError
 from exporter.em.timefmt import parse_time
 
+# what a "switches" record keeps: the values set, and the config's values then (switches.py)
+SWITCH_FIELDS = ("kill_switch", "dry_run", "config_kill_switch", "config_dry_run", "caller", "time", "reason")
+
 
 @dataclass
 class AuditState:
@@ -31,6 +34,10 @@ class AuditState:
     unwritten_plans: set[str] = field(default_factory=set)
     # a torn "starting" line that names no plan: when (the log's mtime); every plan is held for a cooldown
     torn_start_at: float | None = None
+    # approval mode: request id -> the pending decision (its record), until approved, rejected or expired
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the runtime switches an admin set last (actions/switches.py), or {} for the config's
+    switches: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one decision in. Shared by replay and live operation, so both agree."""
@@ -44,7 +51,17 @@ class AuditState:
             self.pending[rid] = record
             self._used(record)
             return
+        if outcome == "switches":
+            self.switches = {k: record.get(k) for k in SWITCH_FIELDS}
+            return
         self.pending.pop(rid, None)
+        if outcome == "pending":
+            # Waits for an approver; its key stays used whatever becomes of it (a re-sent alert is a
+            # duplicate of it, not a second decision).
+            self.decisions[rid] = record
+            self._used(record)
+        elif outcome in ("approved", "rejected", "expired"):
+            self.decisions.pop(rid, None)
         if outcome in ("accepted", "em_unknown"):
             self._used(record)
             self._started(record)
@@ -61,10 +78,12 @@ class AuditState:
             "previous_session": dict(self.previous_session),
             "pending": {k: _kept(v) for k, v in self.pending.items()},
             "starts": [list(s) for s in self.starts],
+            "decisions": dict(self.decisions),
+            "switches": dict(self.switches),
         }
 
     def _restore(self, record: dict[str, Any]) -> None:
-        for name in ("used_keys", "pending"):
+        for name in ("used_keys", "pending", "decisions"):
             value = record.get(name)
             if isinstance(value, dict):
                 getattr(self, name).update({str(k): v for k, v in value.items() if isinstance(v, dict)})
@@ -76,9 +95,16 @@ class AuditState:
         for item in record.get("starts") or []:
             if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int | float):
                 self.starts.append((float(item[0]), str(item[1])))
+        switches = record.get("switches")
+        if isinstance(switches, dict) and switches:
+            self.switches = {k: switches.get(k) for k in SWITCH_FIELDS}
         previous = record.get("previous_session")
         if isinstance(previous, dict):
             self.previous_session.update({str(k): str(v) for k, v in previous.items()})
+
+    def decision_for(self, plan_id: str) -> str | None:
+        """The ID of the plan's pending decision, if it has one."""
+        return next((rid for rid, r in self.decisions.items() if r.get("plan_id") == plan_id), None)
 
     def starts_within(self, seconds: float, now: float, backup_server: str | None = None) -> int:
         """Starts in the last `seconds` (of one backup server, if named), the ones still on their way

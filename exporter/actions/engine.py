@@ -1,8 +1,10 @@
 """Guarded failover start. Every request goes through the same checks, in this order, and every decision
 is written to the audit log before the caller hears of it:
 
-authenticated -> plan known -> kill switch -> plan allowed for this caller -> restore point policy ->
-(under the plan's lock) not a duplicate -> no session running -> not within the cooldown -> dry run? ->
+authenticated -> a starter -> plan known -> kill switch -> plan allowed for this caller -> restore point
+policy -> (under the plan's lock) not a duplicate -> no session running, no decision waiting -> not
+within the cooldown -> approval required? (then a pending decision, and the same checks again once an
+approver says yes: approvals.py) -> dry run? -> (under the limits' lock) within the hourly limits ->
 "starting" on disk -> POST ?action=start -> "accepted" on disk -> follow the EM task in the background.
 
 HTTP status codes follow Alertmanager's retry rules: 4xx for what will never succeed (it does not
@@ -11,18 +13,21 @@ retry), 5xx only for what may succeed later (EM down), so retries cannot storm.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from exporter.actions import guards
+from exporter.actions import guards, switches
+from exporter.actions.announce import Announcer
+from exporter.actions.approvals import Approvals
 from exporter.actions.audit import AuditWriteError
-from exporter.actions.model import Attempt, Decision, Outcome, StartRequest
+from exporter.actions.model import Attempt, Decision, StartRequest, request_id
 from exporter.actions.recorder import Recorder
+from exporter.actions.switches import Switches
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
 from exporter.em.errors import EMError
@@ -31,6 +36,8 @@ from exporter.polling.snapshot import Store
 
 if TYPE_CHECKING:  # types only
     from exporter.em.client import EMClient
+
+log = logging.getLogger(__name__)
 
 
 class Actions:
@@ -46,60 +53,59 @@ class Actions:
         self.client = client
         self.store = store
         self.wake_poller = wake_poller
-        self.recorder = Recorder(settings.audit_log, settings.dry_run, store, settings.audit_log_rotate_bytes)
+        self.announcer = Announcer(settings.notifications, settings.external_url)
+        self.recorder = Recorder(
+            settings.audit_log,
+            lambda: self.switches().dry_run,
+            store,
+            settings.audit_log_rotate_bytes,
+            self.announcer,
+        )
         self.tracker = TaskTracker(client, self.recorder, settings, wake_poller)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._limits_lock = threading.Lock()
+        self.limits_lock = threading.Lock()  # the hourly limits, and the switches changing
+        self.approvals = Approvals(self)
+
+    def switches(self) -> Switches:
+        return switches.current(self.settings, self.recorder.journal.state.switches)
 
     def authenticate(self, authorization: str | None) -> Caller | None:
         found = matching(bearer(authorization), [c.token for c in self.settings.callers])
         return None if found is None else self.settings.callers[found]
 
-    def refuse(
-        self,
-        source: str,
-        outcome: Outcome,
-        status: int,
-        reason: str,
-        *,
-        caller: Caller | None = None,
-        remote: str = "",
-        plan_ref: str | None = None,
-        fingerprint: str | None = None,
-    ) -> Decision:
-        """Record a request turned away before its checks could run (bad token, bad body, ...)."""
-        req = StartRequest(
-            plan_ref=plan_ref or "",
-            source="alertmanager" if source == "alertmanager" else "api",
-            remote=remote,
-            alert_fingerprint=fingerprint,
-        )
-        if caller is None and outcome == "unauthorized":
-            return self.recorder.unauthenticated(Attempt(_request_id(), None, req, None), reason)
-        # Only an authenticated caller's plan name may become a label value or be confirmed in the answer.
-        plan = None if caller is None else guards.resolve(self.store.current().plans, req.plan_ref)[0]
-        return self.recorder.decide(Attempt(_request_id(), caller, req, plan), outcome, status, reason)
-
     def start(self, caller: Caller, req: StartRequest) -> Decision:
         snap = self.store.current()
         plan, why = guards.resolve(snap.plans, req.plan_ref)
-        attempt = Attempt(_request_id(), caller, req, plan)
+        attempt = Attempt(request_id(), caller, req, plan)
+        if "starter" not in caller.roles:
+            return self.recorder.decide(
+                attempt, "forbidden", 403, f"caller {caller.name!r} has no starter role"
+            )
         if plan is None:
             if not snap.plans and not snap.up:
                 # We have not read the plans from EM yet: this may work in a moment.
                 return self.recorder.decide(attempt, "em_error", 503, "plans not read from EM yet")
             return self.recorder.decide(attempt, "invalid", 404, why)
-        start_date, refusal = guards.admit(plan, caller, req, self.settings, time.time())
+        start_date, refusal = guards.admit(
+            plan, caller, req, self.settings, time.time(), kill_switch=self.switches().kill_switch
+        )
         if refusal is not None:
             return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
         scoped = replace(req, idempotency_key=guards.scoped_key(caller, plan, req.idempotency_key))
-        with self._lock_for(plan.id):
-            return self._start_locked(replace(attempt, request=scoped), start_date, req.idempotency_key)
+        with self.lock_for(plan.id):
+            return self.start_locked(replace(attempt, request=scoped), start_date, req.idempotency_key)
 
-    def _start_locked(
-        self, attempt: Attempt, start_date: datetime | None, legacy_key: str | None
+    def start_locked(
+        self,
+        attempt: Attempt,
+        start_date: datetime | None,
+        legacy_key: str | None,
+        approved_by: str | None = None,
+        approval_reason: str = "",
     ) -> Decision:
+        """The checks under the plan's lock, then the start. `approved_by`: an approver said yes to this
+        pending decision (approvals.py holds the plan's lock and checked the rest again)."""
         plan = attempt.plan
         assert plan is not None
         latest = next(
@@ -110,24 +116,35 @@ class Actions:
             ),
             None,
         )
+        state = self.recorder.journal.state
+        own = attempt.request_id if approved_by else ""
         refusal = guards.clear_to_start(
-            plan, attempt.request, self.recorder.journal.state, latest, self.settings, time.time(), legacy_key
+            plan, attempt.request, state, latest, self.settings, time.time(), legacy_key, own
         )
         if refusal is not None:
             return self.recorder.decide(
                 attempt, refusal.outcome, refusal.status, refusal.reason, em_task_id=refusal.em_task_id
             )
-        spec = {
+        spec: dict[str, Any] = {
             "start": "now" if start_date is None else start_date.astimezone(UTC).isoformat(),
             "previous_session_id": None if latest is None else latest.id,
         }
-        if self.settings.dry_run or attempt.request.dry_run:
+        if approved_by is None and guards.approval_required(plan, self.settings):
+            # Nobody is asked to approve what the limits would refuse anyway.
+            refusal = guards.within_limits(plan, state, self.settings, time.time())
+            if refusal is not None:
+                return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
+            return self.approvals.open(attempt, spec)
+        if approved_by is not None:
+            self.approvals.close(attempt.request_id, "approved", approved_by, approval_reason or "approved")
+            spec["approver"] = approved_by
+        if self.switches().dry_run or attempt.request.dry_run:
             return self.recorder.decide(
                 attempt, "dry_run", 200, "dry run: every check passed, nothing sent", extra=spec
             )
         # The limits across plans are checked, and the start put on disk, under one lock: requests for
         # many plans at once cannot all pass the check before any of them counts.
-        with self._limits_lock:
+        with self.limits_lock:
             refusal = guards.within_limits(plan, self.recorder.journal.state, self.settings, time.time())
             if refusal is not None:
                 return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
@@ -141,7 +158,8 @@ class Actions:
         try:
             task = self.client.start_plan(plan.id, start_date)
         except EMError as exc:
-            return self._em_failed(attempt, exc)
+            status, why, audit_outcome = guards.em_failure(exc)
+            return self.recorder.decide(attempt, "em_error", status, why, audit_outcome=audit_outcome)
         decision = self.recorder.decide(
             attempt, "accepted", 202, f"EM accepted the start ({task.state})", em_task_id=task.id, extra=spec
         )
@@ -149,32 +167,14 @@ class Actions:
         self.tracker.track(decision, task.id)
         return decision
 
-    def _em_failed(self, attempt: Attempt, exc: EMError) -> Decision:
-        if not exc.sent:
-            # No connection, or the logon before the request failed: nothing reached EM, and a retry
-            # may work later (EM restarting, a directory down). The answer names no EM account.
-            why = "EM unavailable: the start request was not sent" + (
-                "; EM refused the exporter's logon (check its EM account)" if exc.reason == "logon" else ""
-            )
-            return self.recorder.decide(attempt, "em_error", 503, why)
-        if exc.from_em and exc.status is not None and 400 <= exc.status < 500:
-            # EM's own Error document refusing the request itself: it did not start the plan.
-            return self.recorder.decide(attempt, "em_error", 422, f"EM refused the start: {exc}")
-        if exc.from_em and exc.status == 503:
-            # EM's own "temporarily overloaded" (documented for overload and maintenance): not taken on.
-            return self.recorder.decide(attempt, "em_error", 503, f"EM unavailable: {exc}")
-        # The request went out and no answer says EM refused it: no answer, an unreadable one, a 5xx, or
-        # a proxy's or gateway's page (a 502 or 504 while EM acted). EM may have started the plan: count
-        # it as started and never try again on our own (a retry could start it twice).
-        why = f"EM's answer does not say it refused: {exc}; the start may have happened, check EM"
-        return self.recorder.decide(attempt, "em_error", 504, why, audit_outcome="em_unknown")
-
-    def _lock_for(self, plan_id: str) -> threading.Lock:
+    def lock_for(self, plan_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(plan_id, threading.Lock())
 
     def close(self) -> None:
+        self.approvals.close_loop()
         self.tracker.close()
+        self.announcer.close()
         self.recorder.journal.close()
 
     def starts_last_hour(self) -> int:
@@ -183,7 +183,3 @@ class Actions:
     def stats(self) -> tuple[dict[tuple[str, str, str], int], dict[str, float]]:
         """Request counts; when each plan (by ID) was last started, kept across restarts by the audit log."""
         return self.recorder.stats(), self.recorder.journal.last_starts()
-
-
-def _request_id() -> str:
-    return uuid.uuid4().hex

@@ -11,6 +11,7 @@ from typing import Any
 from exporter.actions.audit_state import AuditState
 from exporter.actions.model import Outcome, StartRequest
 from exporter.config import ActionSettings, Caller, PlanEntry
+from exporter.em.errors import EMError
 from exporter.em.model import Plan, Session
 
 
@@ -36,13 +37,14 @@ def resolve(plans: tuple[Plan, ...], ref: str) -> tuple[Plan | None, str]:
 
 
 def admit(
-    plan: Plan, caller: Caller, req: StartRequest, settings: ActionSettings, now: float
+    plan: Plan, caller: Caller, req: StartRequest, settings: ActionSettings, now: float, *, kill_switch: bool
 ) -> tuple[datetime | None, Refusal | None]:
     """Kill switch, the caller's plans, the plan's restore point policy. Returns the StartDate to send."""
-    if settings.kill_switch:
-        return None, Refusal("forbidden", 403, "actions.kill_switch is on")
-    allowed = caller.plans if caller.plans is not None else settings.allowed_plans
-    if not any(_names(entry, plan) for entry in allowed):
+    if kill_switch:
+        return None, Refusal(
+            "forbidden", 403, "the kill switch is on (actions.kill_switch or PUT /api/v1/switches)"
+        )
+    if not allowed(caller, plan, settings):
         return None, Refusal("forbidden", 403, f"plan not allowed for caller {caller.name!r}")
     policies = settings.restore_point_min_age_seconds
     min_age = policies.get(plan.name, policies.get(plan.id))
@@ -76,6 +78,18 @@ def within_limits(plan: Plan, state: AuditState, settings: ActionSettings, now: 
     return None
 
 
+def allowed(caller: Caller, plan: Plan, settings: ActionSettings) -> bool:
+    """The caller's own plan list, or the global one."""
+    entries = caller.plans if caller.plans is not None else settings.allowed_plans
+    return any(_names(entry, plan) for entry in entries)
+
+
+def approval_required(plan: Plan, settings: ActionSettings) -> bool:
+    """The plan's own approval setting (by name or ID), or the global one."""
+    mode = settings.plan_approval.get(plan.name, settings.plan_approval.get(plan.id, settings.approval))
+    return mode == "required"
+
+
 def _names(entry: PlanEntry, plan: Plan) -> bool:
     if isinstance(entry, str):
         return entry in (plan.name, plan.id)
@@ -97,10 +111,12 @@ def clear_to_start(
     settings: ActionSettings,
     now: float,
     legacy: str | None = None,
+    request_id: str = "",
 ) -> Refusal | None:
-    """Under the plan's lock: not a repeat, nothing running, no start still on its way, no cooldown."""
+    """Under the plan's lock: not a repeat, nothing running, no start still on its way, no cooldown.
+    `request_id` is an approved decision's own: its key and its pending decision do not stop it."""
     first = _used(state, plan, req.idempotency_key, legacy)
-    if first is not None:
+    if first is not None and not (request_id and first.get("request_id") == request_id):
         return Refusal(
             "duplicate",
             200,
@@ -109,6 +125,9 @@ def clear_to_start(
         )
     if latest is not None and latest.active:
         return Refusal("conflict", 409, f"failover session {latest.id} is still {latest.state}")
+    waiting = state.decision_for(plan.id)
+    if waiting is not None and waiting != request_id:
+        return Refusal("conflict", 409, f"decision {waiting} for this plan waits for approval")
     if plan.id in state.unwritten_plans:
         why = "its last start is known but not yet on the audit log (the disk refuses it): held"
         return Refusal("conflict", 409, why)
@@ -147,3 +166,29 @@ def _not_seen_yet(
     if now - requested > give_up_after:
         return False  # never showed up: do not block the plan for ever
     return (latest.id if latest is not None else "") == before
+
+
+def em_failure(exc: EMError) -> tuple[int, str, str | None]:
+    """What a start EM did not accept says: the HTTP status, the reason, and `em_unknown` for the audit
+    log when the start may have happened all the same."""
+    if not exc.sent:
+        # No connection, or the logon before the request failed: nothing reached EM, and a retry may
+        # work later (EM restarting, a directory down). The answer names no EM account.
+        why = "EM unavailable: the start request was not sent" + (
+            "; EM refused the exporter's logon (check its EM account)" if exc.reason == "logon" else ""
+        )
+        return 503, why, None
+    if exc.from_em and exc.status is not None and 400 <= exc.status < 500:
+        # EM's own Error document refusing the request itself: it did not start the plan.
+        return 422, f"EM refused the start: {exc}", None
+    if exc.from_em and exc.status == 503:
+        # EM's own "temporarily overloaded" (documented for overload and maintenance): not taken on.
+        return 503, f"EM unavailable: {exc}", None
+    # The request went out and no answer says EM refused it: no answer, an unreadable one, a 5xx, or a
+    # proxy's or gateway's page (a 502 or 504 while EM acted). EM may have started the plan: count it
+    # as started and never try again on our own (a retry could start it twice).
+    return (
+        504,
+        f"EM's answer does not say it refused: {exc}; the start may have happened, check EM",
+        "em_unknown",
+    )

@@ -3,8 +3,8 @@ refuses held in memory (counted, its plan blocked) until it takes it again; rota
 
 When the disk refuses a record (full, failing), what it says still counts in memory, the plan it names
 is held (no start) until it is on disk, and it is written before anything else once the disk takes it
-again. Only the `starting` line, written before EM is called, may fail its request: a start whose
-durable record cannot be made is refused before EM hears of it (`write_before_em`)."""
+again. Only the `starting` line, written before EM is called, and a runtime switch may fail their request: a
+start whose durable record cannot be made is refused before EM hears of it (`write_now`)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,9 @@ class Journal:
             if self._audit.size() > self.rotate_bytes and not self._unwritten:
                 self._audit.rotate(self.state.snapshot())
 
-    def write_before_em(self, record: dict[str, Any]) -> None:
-        """The `starting` line, on disk before EM is asked; AuditWriteError if it cannot be."""
+    def write_now(self, record: dict[str, Any]) -> None:
+        """On disk now, or AuditWriteError: the `starting` line before EM is asked, a runtime switch
+        before it is said to be set."""
         with self._lock:
             self._flush_locked()
             if self._unwritten:

@@ -6,6 +6,7 @@ tables and the tests read them from here.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -21,6 +22,7 @@ SOURCES: tuple[Source, ...] = get_args(Source)
 Outcome = Literal[
     "accepted",
     "dry_run",
+    "pending",  # approval mode: every check passed; waits for an approver (GET /api/v1/decisions)
     "duplicate",
     "conflict",
     "forbidden",
@@ -43,12 +45,29 @@ AuditNote = Literal[
     "task_uncollected",
     "task_timeout",
     "task_lost",
+    "approved",
+    "rejected",
+    "expired",
+    "switches",  # an admin set the kill switch or dry run at run time
 ]
 AUDIT_NOTES: tuple[AuditNote, ...] = get_args(AuditNote)
 
+# What becomes of a pending decision (veeam_failover_decisions_total{verdict}).
+Verdict = Literal["pending", "approved", "rejected", "expired"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+
+# The events posted to the notification webhooks: every decision that matters; em_unknown is a start
+# whose answer was lost (it may have happened).
+Announced = Literal[
+    "pending", "approved", "rejected", "expired", "accepted", "dry_run", "em_error", "em_unknown", "switches"
+]
+ANNOUNCED: tuple[Announced, ...] = get_args(Announced)
+
 # The records of what happened once EM was asked to start a plan (held in memory while the disk refuses
-# them): every note but an ignored alert, and an accepted start.
-AFTER_EM: frozenset[str] = frozenset({*AUDIT_NOTES, "accepted"} - {"ignored"})
+# them): every note of a start, and an accepted start.
+AFTER_EM: frozenset[str] = frozenset(
+    {*AUDIT_NOTES, "accepted"} - {"ignored", "approved", "rejected", "expired", "switches"}
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class StartRequest:
     idempotency_key: str | None = None
     alert_fingerprint: str | None = None
     remote: str = ""
+    alert: dict[str, str] | None = None  # the alert's labels, for the approver and the announcements
 
 
 @dataclass(frozen=True)
@@ -91,4 +111,11 @@ class Decision:
                 out["plan_id"] = self.plan_id
         if self.em_task_id is not None:
             out["em_task"] = {"id": self.em_task_id}
+        if self.outcome == "pending":  # the request ID is the decision's
+            out["decision"] = f"/api/v1/decisions/{self.request_id}"
         return out
+
+
+def request_id() -> str:
+    """A new request's ID (also its pending decision's, in approval mode)."""
+    return uuid.uuid4().hex

@@ -7,8 +7,10 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+from exporter.actions.announce import Announcer
 from exporter.actions.journal import Journal
 from exporter.actions.model import Attempt, Decision, Outcome
 from exporter.polling.snapshot import Store
@@ -18,13 +20,20 @@ log = logging.getLogger(__name__)
 
 class Recorder:
     def __init__(
-        self, audit_log: str | None, dry_run: bool, store: Store, rotate_bytes: int = 64 * 1024 * 1024
+        self,
+        audit_log: str | None,
+        dry_run: Callable[[], bool],
+        store: Store,
+        rotate_bytes: int = 64 * 1024 * 1024,
+        announcer: Announcer | None = None,
     ) -> None:
         self.journal = Journal(audit_log, rotate_bytes)
-        self._dry_run = dry_run  # the global switch, recorded with every decision
+        self._dry_run = dry_run  # the global switch as it holds now, recorded with every decision
         self._store = store
+        self._announcer = announcer or Announcer((), None)
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str, str]] = Counter()  # (plan, source, outcome)
+        self.verdicts: Counter[tuple[str, str]] = Counter()  # (plan, verdict) of pending decisions
         self._unauthenticated_logged = -1e9
         self._unauthenticated_since_log = 0
 
@@ -74,6 +83,8 @@ class Recorder:
         self.write(attempt, audit_outcome or outcome, status, reason, em_task_id=em_task_id, extra=extra)
         with self._lock:
             self.requests[(decision.plan or "", attempt.request.source, outcome)] += 1
+            if outcome == "pending":
+                self.verdicts[(decision.plan or "", "pending")] += 1
         self._store.publish()  # new counts: the next scrape renders afresh
         log.info(
             "start request %s: %s %s (%s) plan=%s caller=%s source=%s",
@@ -97,7 +108,29 @@ class Recorder:
         em_task_id: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        self.journal.note(self._record(attempt, outcome, status, reason, em_task_id, extra))
+        self.note(self._record(attempt, outcome, status, reason, em_task_id, extra))
+
+    def note(self, record: dict[str, Any]) -> None:
+        """Any record: through the journal to disk, then announced if it is an event that matters."""
+        self.journal.note(record)
+        self._announcer.announce(record)
+
+    def verdict(self, record: dict[str, Any], verdict: str, by: str | None, reason: str) -> None:
+        """What became of a pending decision: approved, rejected or expired; on record and counted."""
+        fields = ("request_id", "plan", "plan_id", "backup_server", "source", "caller", "alert_fingerprint")
+        self.note(
+            {**{k: record.get(k) for k in fields}, "outcome": verdict, "approver": by, "reason": reason}
+        )
+        with self._lock:
+            self.verdicts[(str(record.get("plan") or ""), verdict)] += 1
+        self._store.publish()
+        log.info("decision %s: %s by %s (%s)", record.get("request_id"), verdict, by or "nobody", reason)
+
+    def set_switches(self, record: dict[str, Any]) -> None:
+        """A runtime switch: on disk before it is said to be set (AuditWriteError if it cannot be)."""
+        self.journal.write_now(record)
+        self._announcer.announce(record)
+        self._store.publish()
 
     def _record(
         self,
@@ -120,7 +153,7 @@ class Recorder:
             "backup_server": None if plan is None else plan.backup_server,
             "alert_fingerprint": req.alert_fingerprint,
             "idempotency_key": req.idempotency_key,
-            "dry_run": req.dry_run or self._dry_run,
+            "dry_run": req.dry_run or self._dry_run(),
             "reason_given": req.reason[:500] or None,
             "outcome": outcome,
             "status": status,
@@ -131,8 +164,12 @@ class Recorder:
 
     def write_before_em(self, attempt: Attempt, reason: str, extra: dict[str, Any]) -> None:
         """The `starting` line, on disk before EM is asked; AuditWriteError if it cannot be."""
-        self.journal.write_before_em(self._record(attempt, "starting", 0, reason, None, extra))
+        self.journal.write_now(self._record(attempt, "starting", 0, reason, None, extra))
 
     def stats(self) -> dict[tuple[str, str, str], int]:
         with self._lock:
             return dict(self.requests)
+
+    def verdict_stats(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.verdicts)

@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.actions import alertmanager
-from exporter.actions.model import Decision, Source, StartRequest
+from exporter.actions import alertmanager, guards
+from exporter.actions.decision_routes import decision_routes
+from exporter.actions.model import Attempt, Decision, Outcome, Source, StartRequest, request_id
 from exporter.config import Caller
-from exporter.http import strict_json
+from exporter.http.request_body import BadRequest, content_type, json_object, read_limited
 
 if TYPE_CHECKING:  # types only
     from exporter.actions.engine import Actions
@@ -22,45 +23,18 @@ if TYPE_CHECKING:  # types only
 START_FIELDS = {"start_now", "start_date", "dry_run", "reason"}
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 def _json(decision: Decision, **headers: str) -> JSONResponse:
     return JSONResponse(decision.to_json(), status_code=decision.status, headers=headers or None)
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
+    if content_type(request) != "application/json":
         raise BadRequest(415, "Content-Type must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise BadRequest(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # no Content-Length (chunked): stop reading, do not buffer it all
-            raise BadRequest(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_limited(request, limit)
 
 
 def _start_request(plan_ref: str, body: bytes, idempotency_key: str | None, remote: str) -> StartRequest:
-    try:
-        data: Any = strict_json.loads(body)
-    except strict_json.StrictJSONError as exc:
-        raise BadRequest(400, str(exc)) from None
-    if not isinstance(data, dict):
-        raise BadRequest(400, "body must be a JSON object")
-    unknown = sorted(set(data) - START_FIELDS)
-    if unknown:
-        # A typo such as "dryrun" must not turn a rehearsal into a real failover.
-        raise BadRequest(400, f"unknown field {unknown[0][:40]!r}; known: {', '.join(sorted(START_FIELDS))}")
+    data = json_object(body, START_FIELDS)
     start_now, start_date_raw = data.get("start_now"), data.get("start_date")
     if (start_now is True) == (start_date_raw is not None) or start_now not in (True, None):
         raise BadRequest(400, 'give exactly one of "start_now": true or "start_date": "<RFC 3339>"')
@@ -113,6 +87,9 @@ def action_routes(actions: Actions | None) -> list[Route]:
             Route("/api/v1/plans/{plan}/start", disabled, methods=["POST"]),
             Route("/api/v1/alertmanager", disabled, methods=["POST"]),
             Route("/api/v1/actions", disabled, methods=["GET"]),
+            Route("/api/v1/decisions", disabled, methods=["GET"]),
+            Route("/api/v1/decisions/{id}/{verb}", disabled, methods=["POST"]),
+            Route("/api/v1/switches", disabled, methods=["GET", "PUT"]),
         ]
     limit = actions.settings.max_body_bytes
     label = actions.settings.alertmanager_plan_label
@@ -126,7 +103,8 @@ def action_routes(actions: Actions | None) -> list[Route]:
         caller = actions.authenticate(request.headers.get("authorization"))
         if caller is None:
             d = await run_in_threadpool(
-                actions.refuse,
+                refuse,
+                actions,
                 source,
                 "unauthorized",
                 401,
@@ -148,7 +126,8 @@ def action_routes(actions: Actions | None) -> list[Route]:
             )
         except BadRequest as exc:
             d = await run_in_threadpool(
-                actions.refuse,
+                refuse,
+                actions,
                 "api",
                 "invalid",
                 exc.status,
@@ -169,7 +148,8 @@ def action_routes(actions: Actions | None) -> list[Route]:
         except (BadRequest, alertmanager.PayloadError) as exc:
             status = exc.status if isinstance(exc, BadRequest) else 400
             d = await run_in_threadpool(
-                actions.refuse,
+                refuse,
+                actions,
                 "alertmanager",
                 "invalid",
                 status,
@@ -195,14 +175,15 @@ def action_routes(actions: Actions | None) -> list[Route]:
             limit_n = min(200, max(1, int(request.query_params.get("limit", "50"))))
         except ValueError:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
-        # a caller sees its own decisions; only an admin sees everyone's (keys, plans, reasons)
-        mine = None if "admin" in caller.roles else caller.name
+        # a starter sees its own decisions; every other role sees everyone's (keys, plans, reasons)
+        mine = caller.name if set(caller.roles) <= {"starter"} else None
         return JSONResponse({"actions": actions.recorder.journal.recent(limit_n, mine)})
 
     return [
         Route("/api/v1/plans/{plan}/start", start, methods=["POST"]),
         Route("/api/v1/alertmanager", webhook, methods=["POST"]),
         Route("/api/v1/actions", recent, methods=["GET"]),
+        *decision_routes(actions),
     ]
 
 
@@ -240,6 +221,7 @@ def _notification(
                 remote=remote,
                 idempotency_key=alert.idempotency_key,
                 alert_fingerprint=alert.fingerprint,
+                alert={k[:100]: v[:200] for k, v in list(alert.labels.items())[:30]},
             ),
         )
         decisions.append(d)
@@ -249,3 +231,29 @@ def _notification(
     if decisions and all(d.status >= 400 for d in decisions):
         return results, max(d.status for d in decisions)
     return results, 202 if any(d.outcome == "accepted" for d in decisions) else 200
+
+
+def refuse(
+    actions: Actions,
+    source: str,
+    outcome: Outcome,
+    status: int,
+    reason: str,
+    *,
+    caller: Caller | None = None,
+    remote: str = "",
+    plan_ref: str | None = None,
+    fingerprint: str | None = None,
+) -> Decision:
+    """Record a request turned away before its checks could run (bad token, bad body, ...)."""
+    req = StartRequest(
+        plan_ref=plan_ref or "",
+        source="alertmanager" if source == "alertmanager" else "api",
+        remote=remote,
+        alert_fingerprint=fingerprint,
+    )
+    if caller is None and outcome == "unauthorized":
+        return actions.recorder.unauthenticated(Attempt(request_id(), None, req, None), reason)
+    # Only an authenticated caller's plan name may become a label value or be confirmed in the answer.
+    plan = None if caller is None else guards.resolve(actions.store.current().plans, req.plan_ref)[0]
+    return actions.recorder.decide(Attempt(request_id(), caller, req, plan), outcome, status, reason)

@@ -60,7 +60,7 @@ class _Follow:
         self.uncollected = False  # EM said OperationFinished: done on the backup server, not collected
 
     def note(self, outcome: str, reason: str, **extra: object) -> bool:
-        self.t.recorder.journal.note({**self.base, "outcome": outcome, "reason": reason, **extra})
+        self.t.recorder.note({**self.base, "outcome": outcome, "reason": reason, **extra})
         return True
 
     def step(self) -> bool:

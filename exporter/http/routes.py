@@ -43,7 +43,7 @@ def create_app(
     em_url: str,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     extra_routes: list[Route] | None = None,
-    recent_actions: Callable[[int], list[dict[str, Any]]] | None = None,
+    actions_view: Callable[[], status.ActionsView] | None = None,
     web: WebSettings | None = None,
 ) -> Starlette:
     async def landing(request: Request) -> Response:
@@ -73,7 +73,7 @@ def create_app(
 
     async def status_page(request: Request) -> Response:
         snap = store.current()
-        actions = None if recent_actions is None else recent_actions(20)
+        actions = None if actions_view is None else actions_view()
         body = await run_in_threadpool(status.render, snap, actions)
         return HTMLResponse(
             body, headers={"Cache-Control": "no-store", "Content-Security-Policy": STATUS_CSP}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
@@ -95,7 +96,57 @@ def _point_time(t: VmTask, snap: Snapshot) -> float | None:
     return point if point is not None else point_time_from_name(t.restore_point_name)
 
 
-def render(snap: Snapshot, recent_actions: list[dict[str, Any]] | None, now: float | None = None) -> str:
+@dataclass(frozen=True)
+class ActionsView:
+    """What the page shows of the guarded start: switches, decisions waiting for approval, recent ones."""
+
+    recent: list[dict[str, Any]]
+    pending: list[dict[str, Any]]
+    switches: dict[str, Any]
+    approval: str  # actions.approval
+
+
+def _actions(view: ActionsView) -> str:
+    sw = view.switches
+    flags = (
+        f"<p>Kill switch: <b class='{'bad' if sw.get('kill_switch') else 'ok'}'>"
+        f"{'ON: every start is refused' if sw.get('kill_switch') else 'off'}</b> &middot; "
+        f"dry run: <b>{'on' if sw.get('dry_run') else 'off'}</b> &middot; approval: <b>{e(view.approval)}</b>"
+        + (
+            f" <span class='muted'>(set at run time by {e(sw.get('set_by'))}, {e(sw.get('set_at'))})</span>"
+            if sw.get("source") == "runtime"
+            else " <span class='muted'>(from the config)</span>"
+        )
+        + "</p>"
+    )
+    rows = [
+        f"<tr><td><a href='/status/decisions/{e(d['request_id'])}'>{e(d.get('plan', ''))}</a></td>"
+        f"<td>{e(d.get('backup_server', ''))}</td><td>{e(d.get('caller', ''))}</td><td>{e(d.get('source', ''))}</td>"
+        f"<td>{e(d.get('time', ''))}</td><td>{e(d.get('expires_at', ''))}</td>"
+        f"<td><a href='/status/decisions/{e(d['request_id'])}'>approve or reject</a></td></tr>"
+        for d in view.pending
+    ]
+    pending = (
+        "<h2>Waiting for approval</h2>"
+        + _table(["Plan", "Backup server", "Requested by", "Source", "Requested", "Expires", ""], rows)
+        if rows
+        else ""
+    )
+    rows = [
+        f"<tr><td>{e(a.get('time', ''))}</td><td>{e(a.get('source', ''))}</td><td>{e(a.get('caller') or '')}</td>"
+        f"<td>{e(a.get('plan') or a.get('plan_ref') or '')}</td><td>{e(a.get('outcome', ''))}</td>"
+        f"<td>{e(a.get('reason', ''))}</td></tr>"
+        for a in view.recent
+    ]
+    recent = "<h2>Recent start decisions</h2>" + (
+        _table(["Time", "Source", "Caller", "Plan", "Outcome", "Reason"], rows)
+        if rows
+        else "<p class='muted'>none yet</p>"
+    )
+    return "<h2>Failover starts</h2>" + flags + pending + recent
+
+
+def render(snap: Snapshot, actions: ActionsView | None, now: float | None = None) -> str:
     now = time.time() if now is None else now
     sessions = {(s.backup_server, s.plan): s for s in snap.sessions}
     plans: list[Plan] = sorted(snap.plans, key=lambda p: (p.backup_server, p.name))
@@ -164,21 +215,8 @@ def render(snap: Snapshot, recent_actions: list[dict[str, Any]] | None, now: flo
         parts.append(
             f"<p class='muted'>Only the first {MAX_VM_ROWS} VMs are listed; see the dashboards for all.</p>"
         )
-    if recent_actions is not None:
-        rows = [
-            f"<tr><td>{e(a.get('time', ''))}</td><td>{e(a.get('source', ''))}</td><td>{e(a.get('caller') or '')}</td>"
-            f"<td>{e(a.get('plan') or a.get('plan_ref') or '')}</td><td>{e(a.get('outcome', ''))}</td>"
-            f"<td>{e(a.get('reason', ''))}</td></tr>"
-            for a in recent_actions
-        ]
-        parts.append(
-            "<h2>Recent start decisions</h2>"
-            + (
-                _table(["Time", "Source", "Caller", "Plan", "Outcome", "Reason"], rows)
-                if rows
-                else "<p class='muted'>none yet</p>"
-            )
-        )
+    if actions is not None:
+        parts.insert(0, _actions(actions))
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>"

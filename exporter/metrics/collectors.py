@@ -1,7 +1,7 @@
 """Snapshot -> Prometheus metric families. Fresh families on every collect; nothing here talks to EM.
 
-Three collectors, one concern each (as node_exporter does): how our polling of EM goes, what EM says
-about cloud failover, and (with actions enabled) the start requests this exporter decided.
+A collector a concern (as node_exporter does): how our polling of EM goes, what EM says about cloud
+failover; the start requests this exporter decided have theirs in actions.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -20,10 +19,6 @@ from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, Vm
 from exporter.em.timefmt import point_time_from_name
 from exporter.metrics.textformat import RowGauge
 from exporter.polling.snapshot import Snapshot, Store
-
-if TYPE_CHECKING:  # the collector reads the engine's counters; it needs no more of it
-    from exporter.actions.engine import Actions
-
 
 _CACHED = " Read from EM by the background poller; served from its last snapshot."
 
@@ -245,47 +240,3 @@ def _unique_tasks(s: Session) -> list[VmTask]:
     # EM lists a VM once per session; should it ever repeat one, the later entry wins (duplicate
     # series would make the whole exposition invalid).
     return list({t.vm: t for t in s.tasks}.values())
-
-
-class ActionsCollector(Collector):
-    """Start requests by outcome, and when each plan was last started."""
-
-    def __init__(self, actions: Actions, store: Store) -> None:
-        self.actions = actions
-        self.store = store
-
-    def collect(self) -> Iterator[Metric]:
-        counts, last_start = self.actions.stats()
-        requests = CounterMetricFamily(
-            "veeam_failover_start_requests",
-            "Failover start requests by plan (empty if not a known plan), source and outcome.",
-            labels=["plan", "source", "outcome"],
-        )
-        for (plan, source, outcome), n in sorted(counts.items()):
-            requests.add_metric([plan, source, outcome], n)
-        yield requests
-        last = GaugeMetricFamily(
-            "veeam_failover_last_start_timestamp_seconds",
-            "When this exporter last asked EM to start the plan (kept across restarts by the audit log).",
-            labels=["plan"],
-        )
-        names = {p.id: p.name for p in self.store.current().plans}
-        for plan_id, ts in sorted(last_start.items()):
-            if plan_id in names:
-                last.add_metric([names[plan_id]], ts)
-        yield last
-        yield GaugeMetricFamily(
-            "veeam_failover_starts_last_hour",
-            "Plan starts this exporter sent to EM in the last hour, across all plans (ones on their way too)",
-            value=self.actions.starts_last_hour(),
-        )
-        yield GaugeMetricFamily(
-            "veeam_failover_start_limit_per_hour",
-            "actions.max_starts_per_hour: past it every start is refused until the hour has passed.",
-            value=self.actions.settings.max_starts_per_hour,
-        )
-        yield CounterMetricFamily(
-            "veeam_failover_audit_write_errors",
-            "Audit log records the disk refused (full, failing); while any is held, its plan cannot start.",
-            value=self.actions.recorder.journal.write_errors,
-        )

@@ -87,3 +87,50 @@ def test_demo_shows_a_failover_progressing_to_its_results() -> None:
     assert proc.returncode == 0, out
     assert f"Metrics:                      http://127.0.0.1:{port}/metrics" in out
     assert "logged out of EM" in out
+
+
+def test_demo_with_actions_walks_the_approval_flow_as_a_dry_run() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "demo", "--actions", "--listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        printed: dict[str, str] = {}
+        printed_lines: list[str] = []
+        for line in proc.stdout:
+            printed_lines.append(line)
+            for who in ("requester", "approver"):
+                if line.strip().startswith(f"{who} token:"):
+                    printed[who] = line.split(":", 1)[1].split()[0]
+            if "Press Ctrl-C" in line:
+                break
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url + "/metrics", lambda m: value(m, "veeam_em_up") == 1, 20)
+        asked = httpx.post(
+            f"{url}/api/v1/plans/Initech failover/start",  # the plan the demo does not start itself
+            json={"start_now": True},
+            headers={"Authorization": f"Bearer {printed['requester']}"},
+            timeout=10,
+        )
+        assert asked.status_code == 202 and asked.json()["outcome"] == "pending", asked.text
+        did = asked.json()["request_id"]
+        assert f"/status/decisions/{did}" in httpx.get(url + "/status", timeout=10).text
+        approved = httpx.post(
+            f"{url}/api/v1/decisions/{did}/approve",
+            content=f"token={printed['approver']}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+        assert approved.status_code == 200 and "dry run, nothing was sent to EM" in approved.text
+        m = parse_samples(httpx.get(url + "/metrics", timeout=10).text)
+        assert value(m, "veeam_failover_dry_run") == 1
+        assert value(m, "veeam_failover_decisions_total", plan="Initech failover", verdict="approved") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0

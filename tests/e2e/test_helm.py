@@ -117,7 +117,27 @@ def test_rendered_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
     full = values("actions-values.yaml")
     (cm,) = [c for c in by_kind(full, "ConfigMap") if "config.yaml" in c["data"]]
     rendered_actions = yaml.safe_load(cm["data"]["config.yaml"])["actions"]
-    assert rendered_actions["plans"] == {"Globex DR plan": {"restore_point_min_age_minutes": 120}}
+    assert rendered_actions["plans"] == {
+        "Globex DR plan": {"restore_point_min_age_minutes": 120},
+        "ACME DR drill": {"approval": "none"},
+    }
+    assert rendered_actions["approval"] == "required" and rendered_actions["max_starts_per_hour"] == 3
+    assert rendered_actions["notifications"] == [
+        {
+            "name": "chat",
+            "url_file": "/etc/veeam-failover-exporter/secrets/notifications/chat",
+            "format": "slack",
+            "events": ["pending", "accepted", "em_error", "em_unknown"],
+        },
+        {
+            "name": "itsm",
+            "url_file": "/etc/veeam-failover-exporter/secrets/notifications/itsm",
+            "format": "json",
+        },
+    ]
+    (pod,) = [d["spec"]["template"]["spec"] for d in by_kind(full, "Deployment")]
+    hooks = next(v for v in pod["volumes"] if v["name"] == "notifications-secret")["secret"]
+    assert hooks["secretName"] == "veeam-failover-webhooks" and len(hooks["items"]) == 2
     assert rendered_actions["dry_run"] is False and rendered_actions["allowed_plans"] == [
         "ACME full site failover"
     ]
@@ -208,6 +228,17 @@ def test_schema_rejects_bad_values_with_a_clear_message(bad: dict[str, Any], mes
         (
             {"actions": {"enabled": True}, "persistence": {"enabled": True}},
             "actions.enabled needs caller tokens",
+        ),
+        (
+            {
+                "actions": {
+                    "enabled": True,
+                    "existingSecret": {"name": "t"},
+                    "notifications": [{"name": "chat"}],
+                },
+                "persistence": {"enabled": True},
+            },
+            "actions.notifications needs their URLs",
         ),
     ],
 )

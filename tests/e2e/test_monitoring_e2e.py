@@ -71,6 +71,7 @@ FIRING_AT_END = {
     "VeeamFailoverFinishedWithWarnings",
     "VeeamFailoverRestorePointTooOld",
     "VeeamFailoverStartRefused",
+    "VeeamFailoverStartAccepted",
 }
 QUIET_AT_END = {
     "VeeamFailoverStalled",
@@ -80,6 +81,10 @@ QUIET_AT_END = {
     "VeeamFailoverExporterDataStale",
     "VeeamFailoverStartFailed",
     "VeeamFailoverStartLimitReached",
+    "VeeamFailoverStartDryRun",
+    "VeeamFailoverApprovalPending",
+    "VeeamFailoverNotificationsFailing",
+    "VeeamFailoverKillSwitchOn",
 }
 # panel targets that are empty once nothing runs and nothing fails (checked mid-failover instead)
 EMPTY_AT_END = {

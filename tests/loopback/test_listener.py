@@ -26,10 +26,13 @@ from exporter.secret import Secret
 from exporter.simulator.logons import Logon
 from tests.helpers import exporter_config, running_sim
 from tests.procs import free_port, wait_ready
+from tests.receiver import running_receiver
 
 EM_PASSWORD = "em-password-never-shown-4711"
 TOKEN = "action-token-never-shown-0815"
 SCRAPE_PASSWORD = "scrape-password-never-shown-42"
+APPROVER_TOKEN = "approver-token-never-shown-1234"
+HOOK_SECRET = "T0000-B0000-hook-secret-never-shown"
 
 
 @pytest.mark.parametrize("mode", ["basic", "bearer"])
@@ -105,7 +108,8 @@ def test_listener_settings_are_validated(tmp_path: Path) -> None:
 
 def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the exporter for real (debug logs on), exercise every endpoint and error path, grep everything."""
-    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump({"runbook": TOKEN}))
+    tokens = {"runbook": TOKEN, "oncall": {"token": APPROVER_TOKEN, "roles": ["approver", "admin"]}}
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))
     (tmp_path / "scrape-pw").write_text(SCRAPE_PASSWORD)
     port = free_port()
     config = {
@@ -118,13 +122,23 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "tokens_file": str(tmp_path / "tokens.yaml"),
             "allowed_plans": ["ABC Company Failover Plan"],
             "audit_log": str(tmp_path / "audit.jsonl"),
+            "approval": "required",
+            # a chat webhook whose URL is its credential; it fails first, so the retries are logged
+            "notifications": [
+                {"name": "chat", "url_file": str(tmp_path / "hook-url"), "format": "slack"},
+                {"name": "audit-sink", "url_file": str(tmp_path / "hook-url"), "retry_base_seconds": 0.05},
+            ],
         },
     }
     scenario = yaml.safe_load(Path("exporter/simulator/scenarios/seed.yaml").read_text())
     scenario["users"] = {"admin": EM_PASSWORD}
     outputs: list[str] = []
     em_tokens: list[str] = []
-    with running_sim(scenario) as sim:
+    with (
+        running_sim(scenario) as sim,
+        running_receiver(fail_first=2, path=f"/services/{HOOK_SECRET}") as hook,
+    ):
+        (tmp_path / "hook-url").write_text(hook.url)
         issue = sim.world.logon_book.logon
 
         def logon(user: str, password: str) -> Logon | None:
@@ -172,6 +186,11 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                         headers={**h, "Content-Type": "application/json"},
                     ),
                     httpx.get(url + "/api/v1/actions", headers=h),
+                    httpx.put(
+                        url + "/api/v1/switches",
+                        json={"dry_run": True, "reason": "drill"},
+                        headers={"Authorization": f"Bearer {APPROVER_TOKEN}"},
+                    ),
                     # a forged log line, were request values logged as they came
                     httpx.post(
                         url + "/api/v1/plans/x%0d%0aFORGED%20INFO%20line%1b%5b31m/start",
@@ -179,6 +198,20 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                         headers=h,
                     ),
                 ]
+                decision = responses[4].json()["request_id"]  # the dry run start: it waits for approval
+                for body in (f"token={APPROVER_TOKEN}", f"token={TOKEN}"):
+                    responses.append(
+                        httpx.post(
+                            f"{url}/api/v1/decisions/{decision}/approve",
+                            content=body,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"},
+                        )
+                    )
+                responses.append(httpx.get(f"{url}/api/v1/decisions", headers=h))
+                responses.append(httpx.get(f"{url}/status/decisions/{decision}", auth=auth))
+                deadline = time.monotonic() + 10
+                while len(hook.received) < 6 and time.monotonic() < deadline:
+                    time.sleep(0.1)
                 sim.world.faults.update({"refuse_logon": True})
                 sim.world.expire_tokens()
                 time.sleep(1.5)  # a failed logon, on the record
@@ -190,6 +223,8 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         outputs += [log.read_text(), (tmp_path / "audit.jsonl").read_text()]
     everything = "\n".join(outputs)
     assert "veeam_em_logons_total" in everything and "dry_run" in everything and "DEBUG" in everything
+    assert hook.attempts > len(hook.received) >= 6  # announced, after failed attempts (logged)
+    assert "notifications: pending event to chat failed (HTTP 500" in log.read_text()
     assert em_tokens
     for token in em_tokens:
         assert token not in everything, "EM's session token leaked"
@@ -197,7 +232,9 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert "FORGED" in log_text  # the request was logged...
     assert not any(line.startswith("FORGED") for line in log_text.splitlines())  # ...on its own line
     assert "\x1b" not in log_text
-    for secret in (EM_PASSWORD, TOKEN, SCRAPE_PASSWORD):
+    outputs.append(str(hook.received))
+    everything = "\n".join(outputs)
+    for secret in (EM_PASSWORD, TOKEN, SCRAPE_PASSWORD, APPROVER_TOKEN, HOOK_SECRET):
         for form in (
             secret,
             base64.b64encode(secret.encode()).decode(),

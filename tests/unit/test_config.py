@@ -142,14 +142,26 @@ def test_the_example_config_is_valid(tmp_path: Path) -> None:
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))
     data["em"].update(password_file=str(tmp_path / "pw"), ca_file=str(tmp_path / "ca.pem"))
     data["actions"].update(tokens_file=str(tmp_path / "tokens.yaml"), audit_log=str(tmp_path / "audit.jsonl"))
+    (tmp_path / "hook").write_text("https://hooks.slack.example/services/T/B/secret\n")
+    data["actions"]["notifications"][0]["url_file"] = str(tmp_path / "hook")
     c = build(data, env={})
     assert c.actions.enabled and c.actions.dry_run
     assert [(x.name, x.plans, x.roles) for x in c.actions.callers] == [
         ("alertmanager", None, ("starter",)),
-        ("oncall", (), ("admin",)),
+        ("grafana", None, ("viewer",)),
+        ("lead", None, ("approver", "admin")),
+        ("oncall", None, ("approver",)),
         ("runbook", ("ACME full site failover", ("vbr02.example.local", "Globex DR plan")), ("starter",)),
     ]
     assert c.actions.restore_point_min_age_seconds == {"Globex DR plan": 7200.0}
+    assert (c.actions.approval, c.actions.plan_approval) == ("required", {"ACME DR drill": "none"})
+    [chat] = c.actions.notifications
+    assert (chat.name, chat.format, chat.url.reveal()) == (
+        "chat",
+        "slack",
+        "https://hooks.slack.example/services/T/B/secret",
+    )
+    assert "secret" not in repr(chat)
 
 
 def test_actions_are_off_unless_enabled() -> None:
@@ -178,6 +190,31 @@ def test_actions_are_off_unless_enabled() -> None:
             {"am": "long-enough-token-123"},
             "actions.plans.P.restore_point_min_age_minutes: must be at least 1",
         ),
+        (
+            {"enabled": True, "audit_log": "/tmp/a", "approval": "required"},
+            {"am": "long-enough-token-123"},
+            "no caller has the approver role",
+        ),
+        (
+            {"enabled": True, "audit_log": "/tmp/a", "plans": {"P": {"approval": "required"}}},
+            {"am": "long-enough-token-123"},
+            "no caller has the approver role",
+        ),
+        (
+            {"enabled": True, "audit_log": "/tmp/a", "approval": "yes"},
+            {"am": "long-enough-token-123"},
+            "actions.approval: must be one of none, required",
+        ),
+        (
+            {"enabled": True, "audit_log": "/tmp/a"},
+            {"am": {"token": "long-enough-token-123", "roles": ["superuser"]}},
+            "am.roles: must be a list of starter, approver, admin, viewer",
+        ),
+        (
+            {"enabled": True, "audit_log": "/tmp/a", "external_url": "veeam.example"},
+            {"am": "long-enough-token-123"},
+            "actions.external_url: must start with http:// or https://",
+        ),
     ],
 )
 def test_bad_action_settings(
@@ -190,3 +227,36 @@ def test_bad_action_settings(
         build({**GOOD, "actions": actions})
     assert message in str(err.value)
     assert "short" not in str(err.value) or "short" in message  # a refused token is never echoed
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        ({"url": "https://h.example/x"}, "actions.notifications[0].name: required"),
+        (
+            {"name": "a", "url": "https://h.example/x", "url_file": "/f"},
+            "give exactly one of url or url_file",
+        ),
+        ({"name": "a", "url": "ftp://h.example/very-secret-path"}, "the URL must start with http"),
+        (
+            {"name": "a", "url": "https://h.example/x", "format": "teams"},
+            "format: must be one of json, slack",
+        ),
+        (
+            {"name": "a", "url": "https://h.example/x", "events": ["started"]},
+            "events: must be a list of pending",
+        ),
+        ({"name": "a", "url": "https://h.example/x", "max_attempts": 0}, "max_attempts: must be at least 1"),
+        (
+            {"name": "a", "url": "https://h.example/x", "token": "x"},
+            "notifications[0].token: unknown setting",
+        ),
+    ],
+)
+def test_bad_notification_settings(tmp_path: Path, hook: dict[str, Any], message: str) -> None:
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"am": "long-enough-token-123"}))
+    actions = {"enabled": True, "audit_log": "/tmp/a", "tokens_file": str(tmp_path / "t.yaml")}
+    with pytest.raises(ConfigError) as err:
+        build({**GOOD, "actions": {**actions, "notifications": [hook]}})
+    assert message in str(err.value)
+    assert "very-secret-path" not in str(err.value)  # a refused URL is never echoed

@@ -36,16 +36,18 @@ def test_resolve_by_id_then_name_and_an_ambiguous_name_is_refused() -> None:
 
 
 def test_admit_kill_switch_allowlist_and_policy() -> None:
-    assert guards.admit(PLAN, CALLER, REQ, SETTINGS, NOW) == (None, None)
-    _, r = guards.admit(PLAN, CALLER, REQ, dataclasses.replace(SETTINGS, kill_switch=True), NOW)
+    assert guards.admit(PLAN, CALLER, REQ, SETTINGS, NOW, kill_switch=False) == (None, None)
+    _, r = guards.admit(PLAN, CALLER, REQ, SETTINGS, NOW, kill_switch=True)
     assert r is not None and (r.outcome, r.status) == ("forbidden", 403)
-    _, r = guards.admit(PLAN, dataclasses.replace(CALLER, plans=("other",)), REQ, SETTINGS, NOW)
+    _, r = guards.admit(
+        PLAN, dataclasses.replace(CALLER, plans=("other",)), REQ, SETTINGS, NOW, kill_switch=False
+    )
     assert r is not None and (r.outcome, r.status) == ("forbidden", 403) and "runbook" in r.reason
     policy = dataclasses.replace(SETTINGS, restore_point_min_age_seconds={"ACME": 3600.0})
-    when, r = guards.admit(PLAN, CALLER, REQ, policy, NOW)
+    when, r = guards.admit(PLAN, CALLER, REQ, policy, NOW, kill_switch=False)
     assert r is None and when == datetime.fromtimestamp(NOW - 3600, UTC)  # start_now becomes a StartDate
     too_new = dataclasses.replace(REQ, start_date=datetime.fromtimestamp(NOW - 60, UTC))
-    _, r = guards.admit(PLAN, CALLER, too_new, policy, NOW)
+    _, r = guards.admit(PLAN, CALLER, too_new, policy, NOW, kill_switch=False)
     assert r is not None and (r.outcome, r.status) == ("invalid", 422)
 
 

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.actions import alertmanager
-from exporter.actions.routes import BadRequest, _start_request
+from exporter.actions.routes import _start_request
 from exporter.config import ConfigError
 from exporter.config_load import build_config
 from exporter.em import answers, parse, timefmt
 from exporter.em.errors import ParseError
+from exporter.http.request_body import BadRequest
 from exporter.simulator.query import FilterError, compile_filter
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.actions.model import AUDIT_NOTES, OUTCOMES, SOURCES
+from exporter.actions.announce import RESULTS
+from exporter.actions.model import ANNOUNCED, AUDIT_NOTES, OUTCOMES, SOURCES, VERDICTS
+from exporter.config import ROLES
 from exporter.em.errors import REASONS
 
 ROOT = Path(__file__).parents[2]
@@ -27,3 +29,15 @@ def test_the_readme_names_every_start_outcome_and_source() -> None:
 def test_the_actions_doc_names_every_audit_note() -> None:
     doc = (ROOT / "docs" / "actions.md").read_text()
     assert [n for n in AUDIT_NOTES if f"`{n}`" not in doc] == []
+
+
+def test_the_readme_names_every_verdict_and_notification_result() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [v for v in VERDICTS if v not in _row(readme, "veeam_failover_decisions_pending")] == []
+    assert [r for r in RESULTS if r not in _row(readme, "veeam_failover_notifications_total")] == []
+
+
+def test_the_actions_doc_names_every_role_and_announced_event() -> None:
+    doc = (ROOT / "docs" / "actions.md").read_text()
+    assert [r for r in ROLES if f"`{r}`" not in doc] == []
+    assert [a for a in ANNOUNCED if f"`{a}`" not in doc] == []

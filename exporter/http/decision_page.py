@@ -1,0 +1,85 @@
+"""The page an approver opens from /status or a notification's link: one pending decision, and a form
+that approves or rejects it with the approver's own token.
+
+The token is typed into the form and sent in the POST body: never in a URL (no history, no proxy log,
+no Referer), and a page on another site cannot post the form for someone (it does not know the token,
+and the endpoint refuses another Origin). No script: the page's policy allows its own style and forms
+posted back to this exporter only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.http.status import CSS, e
+
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+}
+SHOWN = (
+    ("Plan", "plan"),
+    ("Backup server", "backup_server"),
+    ("Requested by", "caller"),
+    ("Source", "source"),
+    ("Requested at", "time"),
+    ("Expires at", "expires_at"),
+    ("Start from", "start"),
+    ("Reason given", "reason_given"),
+    ("Alert fingerprint", "alert_fingerprint"),
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{e(title)}</title><style>{CSS}</style></head><body><h1>{e(title)}</h1>{body}"
+        "<p><a href='/status'>Back to the status page</a></p></body></html>"
+    )
+
+
+def render(decision_id: str, record: dict[str, Any] | None, timeout_seconds: float) -> str:
+    if record is None:
+        return _page("No pending decision", "<p>It was approved, rejected or expired, or never made.</p>")
+    rows = "".join(
+        f"<tr><th>{e(label)}</th><td>{e(record.get(key) if record.get(key) is not None else '')}</td></tr>"
+        for label, key in SHOWN
+    )
+    alert = record.get("alert")
+    if isinstance(alert, dict) and alert:
+        labels = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(alert.items()))
+        rows += f"<tr><th>Alert labels</th><td>{labels}</td></tr>"
+    mode = "a dry run (nothing is sent to EM)" if record.get("dry_run") else "a real failover start"
+    form = (
+        f"<form method='post' action='/api/v1/decisions/{e(decision_id)}/approve'>"
+        "<p><label>Your approver token <input type='password' name='token' autocomplete='off' required>"
+        "</label></p><p><label>Reason (optional) <input type='text' name='reason' maxlength='500'>"
+        "</label></p><p><button type='submit'>Approve: start the failover</button> "
+        f"<button type='submit' formaction='/api/v1/decisions/{e(decision_id)}/reject'>Reject</button></p>"
+        "</form>"
+    )
+    body = (
+        f"<p>Decision <code>{e(decision_id)}</code> waits for an approver. Approving it runs every check "
+        f"again and then asks Enterprise Manager to start the plan: {e(mode)}. The requester cannot "
+        f"approve it; unanswered, it expires {timeout_seconds / 60:g} minutes after the request.</p>"
+        f"<table><tbody>{rows}</tbody></table>{form}"
+    )
+    return _page("Failover start waiting for approval", body)
+
+
+def result(status: int, content: dict[str, Any]) -> str:
+    """What an approve or reject from the form came to."""
+    outcome = str(content.get("outcome", ""))
+    title = {
+        "accepted": "Approved: Enterprise Manager accepted the start",
+        "dry_run": "Approved: dry run, nothing was sent to EM",
+        "rejected": "Rejected: nothing will start",
+    }.get(outcome, f"Not done ({outcome or status})")
+    rows = "".join(
+        f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in content.items() if isinstance(v, str | int)
+    )
+    return _page(title, f"<table><tbody>{rows}</tbody></table>")
