@@ -162,6 +162,16 @@ def rule_groups() -> dict[str, Any]:
             "{{ $value | humanizeDuration }} ago.",
             for_="2m",
         ),
+        alert(
+            "VeeamFailoverEMDataOld",
+            f"time() - veeam_em_data_as_of_timestamp_seconds > {T['em_data_age_seconds']}\n"
+            "and on (backup_server) (count by (backup_server) (veeam_failover:session_active == 1) > 0)",
+            "warning",
+            "Enterprise Manager's data of a backup server with a running failover is old.",
+            "A failover runs on {{ $labels.backup_server }}, but the newest data Enterprise Manager has of it "
+            "is {{ $value | humanizeDuration }} old: what the dashboards show of it is that far behind.",
+            for_="5m",
+        ),
     ]
     window = T["actions_window"]
     requests = "veeam_failover_start_requests_total"

@@ -120,6 +120,17 @@ def process(
             proc.kill()
 
 
+@contextlib.contextmanager
+def simulator(scenario_file: Path, latency: float) -> Iterator[str]:
+    """The EM simulator in its own process, answering `latency` seconds late; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "exporter", "simulate", "--scenario", str(scenario_file)]
+    with process([*args, "--listen-address", f"127.0.0.1:{port}"], url + "/api/"):
+        httpx.post(url + "/_sim/faults", json={"latency": latency})
+        yield url
+
+
 def family(pid: int) -> list[int]:
     """The process and all its descendants (the exporter's helper process, its resource tracker)."""
     parents: dict[int, int] = {}
@@ -479,7 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-interval", type=float, default=15)
     ap.add_argument("--naive-scrapes", type=int, default=3)
     ap.add_argument(
-        "--helper-process", action="store_true", help="run the exporter with helper_process: true"
+        "--no-helper-process",
+        dest="helper_process",
+        action="store_false",
+        help="run the exporter with helper_process: false (everything in one process)",
     )
     ap.add_argument(
         "--plain-every", type=int, default=2, help="every Nth burst asks for plain text (0: never)"
@@ -494,22 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "scenario.yaml").write_text(
             yaml.safe_dump(scenario(args.plans, args.vms, args.failover_seconds))
         )
-        sim_port = free_port()
-        sim_url = f"http://127.0.0.1:{sim_port}"
-        with process(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "simulate",
-                "--scenario",
-                str(workdir / "scenario.yaml"),
-                "--listen-address",
-                f"127.0.0.1:{sim_port}",
-            ],
-            sim_url + "/api/",
-        ):
-            httpx.post(sim_url + "/_sim/faults", json={"latency": args.latency})
+        with simulator(workdir / "scenario.yaml", args.latency) as sim_url:
             ours = run_ours(args, sim_url, workdir)
             naive = run_naive(args, sim_url)
 

@@ -71,13 +71,29 @@ def overview() -> dict[str, Any]:
         panel(
             "stat",
             "Data age",
-            [target(f"time() - max(veeam_em_last_successful_poll_timestamp_seconds{{{EXP}}})", instant=True)],
+            [
+                target(
+                    f"time() - max(veeam_em_last_successful_poll_timestamp_seconds{{{EXP}}})",
+                    "exporter read EM",
+                    instant=True,
+                    ref="A",
+                ),
+                target(
+                    f'time() - min(veeam_em_data_as_of_timestamp_seconds{{{EXP}, backup_server=~"$backup_server"}}'
+                    f" and on (backup_server) (count by (backup_server) (veeam_failover:session_active{{{SEL}}} == 1)))",
+                    "EM's data (running failovers)",
+                    instant=True,
+                    ref="B",
+                ),
+            ],
             12,
             1,
             4,
             4,
             unit="s",
-            description="Time since the exporter last read EM successfully.",
+            description="Time since the exporter last read EM successfully; and, while failovers run, how old "
+            "EM's own data of their backup servers is at most (EM collects from each every 15 minutes by "
+            "default; poll.collect asks it to collect every minute while a failover runs).",
             thresholds=[
                 {"color": "green", "value": None},
                 {"color": "orange", "value": T["data_age_warning_seconds"]},

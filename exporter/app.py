@@ -18,8 +18,10 @@ from exporter.http.routes import create_app
 from exporter.http.status import ActionsView
 from exporter.metrics.actions import ActionsCollector
 from exporter.metrics.collectors import FailoverCollector, HealthCollector
+from exporter.metrics.em_data import EMDataCollector
 from exporter.metrics.exposition import Exposition, Split
 from exporter.metrics.offload import Offload
+from exporter.polling.collections import Collections, data_as_of
 from exporter.polling.poller import Poller
 from exporter.polling.snapshot import Store
 
@@ -27,7 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def build_registry(
-    store: Store, actions: Actions | None = None, stale_after: float = float("inf")
+    store: Store,
+    actions: Actions | None = None,
+    stale_after: float = float("inf"),
+    collections: Collections | None = None,
 ) -> tuple[CollectorRegistry, Split]:
     """Every collector, the failover one last, and the same without it: large snapshots render the
     failover families in a helper process and the rest here (exposition.py)."""
@@ -37,6 +42,7 @@ def build_registry(
     for with_failover in (True, False):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(HealthCollector(store))
+        registry.register(EMDataCollector(store, collections))
         if actions is not None:
             registry.register(ActionsCollector(actions, store))
         prometheus_client.ProcessCollector(registry=registry)
@@ -63,16 +69,25 @@ class Exporter:
         self.client = client_for(em, self.offload)
         self.store = Store()
         self.poller = Poller(self.client, config.poll, self.store)
+        self.collections = Collections(self.client, config.poll.collect, self.store, self.poller.wake)
         self.actions = None
         if config.actions.enabled:
-            self.actions = Actions(config.actions, self.client, self.store, wake_poller=self.poller.wake)
+            self.actions = Actions(
+                config.actions,
+                self.client,
+                self.store,
+                wake_poller=self.poller.wake,
+                on_started=self.collections.after_start,
+            )
             switches = self.actions.switches()
             where = "the config" if switches.set_by is None else f"set at run time by {switches.set_by}"
             if switches.dry_run:
                 log.warning("actions: dry run for every request (%s); nothing is sent to EM", where)
             if switches.kill_switch:
                 log.warning("actions: kill switch on (%s); every start is refused", where)
-        self.registry, split = build_registry(self.store, self.actions, config.poll.stale_after_seconds)
+        self.registry, split = build_registry(
+            self.store, self.actions, config.poll.stale_after_seconds, self.collections
+        )
         self.exposition = Exposition(self.registry, self.store, offload=self.offload, split=split)
         self._start_poller = start_poller
         self.app: Starlette = create_app(
@@ -82,6 +97,7 @@ class Exporter:
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions),
             actions_view=None if self.actions is None else self._actions_view,
+            data_as_of=lambda: data_as_of(self.store.current(), self.collections),
             web=config.web,
         )
 
@@ -100,12 +116,14 @@ class Exporter:
         self.exposition.start()
         if self._start_poller:
             self.poller.start()
+            self.collections.start()
         try:
             yield
         finally:
             self.shutdown()
 
     def shutdown(self) -> None:
+        self.collections.stop()
         self.poller.stop()
         self.exposition.stop()
         if self.actions is not None:

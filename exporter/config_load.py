@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import (
+    CollectSettings,
     Config,
     ConfigError,
     EMSettings,
@@ -22,7 +23,7 @@ from exporter.config import (
 )
 from exporter.config_actions import ACTION_KEYS, action_settings
 from exporter.config_notifications import notification_targets
-from exporter.config_values import mapping, numbers, read_yaml, secret_file, string
+from exporter.config_values import bool_, mapping, numbers, read_yaml, secret_file, string
 from exporter.em.address import normalize_base_url
 from exporter.secret import Secret
 
@@ -125,7 +126,12 @@ def build_config(
             f"log_format: must be one of {', '.join(LOG_FORMATS)}, got {top.get('log_format')!r}"
         )
 
-    poll_settings = PollSettings(**numbers(PollSettings, poll, "poll"))
+    collect_raw = mapping(poll.get("collect"), "poll.collect", {f.name for f in fields(CollectSettings)})
+    collect = CollectSettings(
+        enabled=bool_(collect_raw, "enabled", "poll.collect", False),
+        **numbers(CollectSettings, collect_raw, "poll.collect"),
+    )
+    poll_settings = PollSettings(**numbers(PollSettings, poll, "poll"), collect=collect)
     actions_raw = mapping(top.get("actions"), "actions", ACTION_KEYS)
     notify = notification_targets(actions_raw.get("notifications"), "actions.notifications")
     actions = action_settings(actions_raw, env, notify)
@@ -187,7 +193,7 @@ def _web(d: dict[str, Any]) -> WebSettings:
 
 
 def _helper_process(top: dict[str, Any]) -> bool:
-    v = top.get("helper_process", False)
+    v = top.get("helper_process", True)
     if not isinstance(v, bool):
         raise ConfigError(f"helper_process: must be true or false, got {v!r}")
     return v

@@ -27,6 +27,9 @@ THRESHOLDS: dict[str, Any] = {
     "em_down_for": "5m",
     # the exporter's last good read of EM older than this is stale
     "stale_seconds": 600,
+    # EM's own data of a backup server with a failover running, older than this (EM collects every 15
+    # minutes by default: this is one collection missed)
+    "em_data_age_seconds": 1200,
     # start requests refused or failed within this window alert
     "actions_window": "15m",
     # a kill switch left on this long is worth a reminder (an info alert)

@@ -48,11 +48,13 @@ class Actions:
         store: Store,
         *,
         wake_poller: Callable[[], None] = lambda: None,
+        on_started: Callable[[str], None] = lambda backup_server: None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.store = store
         self.wake_poller = wake_poller
+        self.on_started = on_started  # EM accepted a start on this backup server (a collection follows)
         self.announcer = Announcer(settings.notifications, settings.external_url)
         self.recorder = Recorder(
             settings.audit_log,
@@ -164,6 +166,7 @@ class Actions:
             attempt, "accepted", 202, f"EM accepted the start ({task.state})", em_task_id=task.id, extra=spec
         )
         self.wake_poller()
+        self.on_started(plan.backup_server)
         self.tracker.track(decision, task.id)
         return decision
 

@@ -37,6 +37,7 @@ EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
 EP_POINT_QUERY = "/api/query?type=CloudVmReplicaPoint"
 EP_POINT = "/api/cloud/vmReplicaPoints/{id}"
 EP_TASK = "/api/tasks/{id}"
+EP_COLLECT = "/api/backupServers/{id}?action=collect"
 
 # EM has no documented way to fetch many points by ID; OR-ing UID filters keeps it to one request
 # per this many new points, and the request line (about 8 KB) under HTTP.sys's default 16 KB limit.
@@ -206,6 +207,19 @@ class EMClient:
             return parse.parse_task(body)
         except ParseError as exc:
             raise EMError("parse", f"{EP_START}: {exc}") from None
+
+    def collect(self, backup_server_id: str) -> Task:
+        """POST ?action=collect: EM collects that backup server's data now (documented: 202 and a Task)."""
+        body = self.session.request(
+            "POST",
+            f"/backupServers/{quote(backup_server_id, safe='')}?action=collect",
+            EP_COLLECT,
+            expect=(202,),
+        )
+        try:
+            return parse.parse_task(body)
+        except ParseError as exc:
+            raise EMError("parse", f"{EP_COLLECT}: {exc}") from None
 
     def task(self, task_id: str) -> Task:
         return self.session.get_parsed(f"/tasks/{quote(task_id, safe='')}", EP_TASK, parse.parse_task)

@@ -35,6 +35,7 @@ class Plan:
     backup_server: str
     tenant: str
     vms: tuple[str, ...]
+    backup_server_id: str = ""  # from the plan's link to its backup server: where to ask for a collection
 
 
 def plan_name_conflicts(plans: tuple[Plan, ...] | list[Plan]) -> dict[str, dict[str, int]]:

@@ -48,6 +48,13 @@ def _backup_server(el: ET.Element) -> str:
     return ""
 
 
+def _backup_server_id(el: ET.Element) -> str:
+    for link in links(el):
+        if link.get("Rel") == "Up" and link.get("Type") == "BackupServerReference":
+            return id_from_href(link.get("Href")) or ""
+    return ""
+
+
 def _entity_id(el: ET.Element) -> str:
     ident = id_from_uid(el.get("UID")) or id_from_href(el.get("Href"))
     if not ident:
@@ -73,6 +80,7 @@ def _plan(el: ET.Element) -> Plan:
         backup_server=_backup_server(el),
         tenant=text_of(el, "TenantName", required=False),
         vms=tuple(vms),
+        backup_server_id=_backup_server_id(el),
     )
 
 

@@ -44,6 +44,7 @@ def create_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     extra_routes: list[Route] | None = None,
     actions_view: Callable[[], status.ActionsView] | None = None,
+    data_as_of: Callable[[], dict[str, float]] | None = None,
     web: WebSettings | None = None,
 ) -> Starlette:
     async def landing(request: Request) -> Response:
@@ -74,7 +75,8 @@ def create_app(
     async def status_page(request: Request) -> Response:
         snap = store.current()
         actions = None if actions_view is None else actions_view()
-        body = await run_in_threadpool(status.render, snap, actions)
+        as_of = None if data_as_of is None else data_as_of()
+        body = await run_in_threadpool(status.render, snap, actions, None, as_of)
         return HTMLResponse(
             body, headers={"Cache-Control": "no-store", "Content-Security-Policy": STATUS_CSP}
         )

@@ -146,7 +146,12 @@ def _actions(view: ActionsView) -> str:
     return "<h2>Failover starts</h2>" + flags + pending + recent
 
 
-def render(snap: Snapshot, actions: ActionsView | None, now: float | None = None) -> str:
+def render(
+    snap: Snapshot,
+    actions: ActionsView | None,
+    now: float | None = None,
+    data_as_of: dict[str, float] | None = None,
+) -> str:
     now = time.time() if now is None else now
     sessions = {(s.backup_server, s.plan): s for s in snap.sessions}
     plans: list[Plan] = sorted(snap.plans, key=lambda p: (p.backup_server, p.name))
@@ -158,6 +163,19 @@ def render(snap: Snapshot, actions: ActionsView | None, now: float | None = None
         f" &middot; last poll {snap.poll_duration:.2f}s, {snap.poll_requests} requests"
         f" &middot; {len(plans)} plans, {len(active)} failovers running</p>"
     )
+    running_on = sorted({s.backup_server for s in active})
+    if running_on and data_as_of is not None:
+        health += (
+            "<p>EM data of the backup servers with failovers running (EM shows what it last collected "
+            "from each, every 15 minutes by default): "
+            + ", ".join(
+                f"{e(server)} as of {e(_ts(data_as_of[server]))} ({e(_age(now - data_as_of[server]))} ago at most)"
+                if server in data_as_of
+                else f"{e(server)} unknown"
+                for server in running_on
+            )
+            + "</p>"
+        )
     errors = {k: v for k, v in snap.poll_errors.items() if v}
     if errors:
         health += (

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -162,40 +161,37 @@ def _one_hot(family: GaugeMetricFamily, labels: list[str], value: str, documente
         family.add_metric([*labels, value], 1)
 
 
-@dataclass
-class _Lifecycle:
-    """The five families a session and a VM task both have: state, result, progress, start, end."""
+# The five families a session and a VM task both have: state, result, progress, start, end. Each is
+# built in its own pass over the items and handed on before the next is built: at 10,000 VMs the rows of
+# all five at once would be ~30 MB more at the peak of a rendering.
+_LIFECYCLE = (
+    ("state", "State, one series per state", ("state",)),
+    ("result", "Result, one series per result", ("result",)),
+    ("progress_ratio", "Progress, 0-1", ()),
+    ("start_timestamp_seconds", "CreationTimeUTC", ()),
+    ("end_timestamp_seconds", "EndTimeUTC, present once it ended", ()),
+)
 
-    state: GaugeMetricFamily
-    result: GaugeMetricFamily
-    progress: GaugeMetricFamily
-    start: GaugeMetricFamily
-    end: GaugeMetricFamily
 
-    @classmethod
-    def create(cls, prefix: str, what: str, labels: list[str], doc: str) -> _Lifecycle:
-        def family(suffix: str, text: str, extra: tuple[str, ...] = ()) -> RowGauge:
-            return RowGauge(f"{prefix}_{suffix}", f"{what} {text}{doc}", labels=[*labels, *extra])
-
-        return cls(
-            state=family("state", "State, one series per state", ("state",)),
-            result=family("result", "Result, one series per result", ("result",)),
-            progress=family("progress_ratio", "Progress, 0-1"),
-            start=family("start_timestamp_seconds", "CreationTimeUTC"),
-            end=family("end_timestamp_seconds", "EndTimeUTC, present once it ended"),
-        )
-
-    def add(self, labels: list[str], item: Session | VmTask) -> None:
-        _one_hot(self.state, labels, item.state, SESSION_STATES)
-        _one_hot(self.result, labels, item.result, SESSION_RESULTS)
-        self.progress.add_metric(labels, item.progress / 100)
-        if item.start is not None:
-            self.start.add_metric(labels, item.start)
-        if item.end is not None:
-            self.end.add_metric(labels, item.end)
-
-    def families(self) -> tuple[GaugeMetricFamily, ...]:
-        return (self.state, self.result, self.progress, self.start, self.end)
+def _lifecycle_families(
+    prefix: str, what: str, labels: list[str], doc: str, items: list[tuple[list[str], Session | VmTask]]
+) -> Iterator[Metric]:
+    for suffix, text, extra in _LIFECYCLE:
+        family = RowGauge(f"{prefix}_{suffix}", f"{what} {text}{doc}", labels=[*labels, *extra])
+        for lv, item in items:
+            if suffix == "state":
+                _one_hot(family, lv, item.state, SESSION_STATES)
+            elif suffix == "result":
+                _one_hot(family, lv, item.result, SESSION_RESULTS)
+            elif suffix == "progress_ratio":
+                family.add_metric(lv, item.progress / 100)
+            elif suffix == "start_timestamp_seconds":
+                if item.start is not None:
+                    family.add_metric(lv, item.start)
+            elif item.end is not None:
+                family.add_metric(lv, item.end)
+        yield family
+        del family  # handed on: not kept while the next is built
 
 
 def _session_families(snap: Snapshot) -> Iterator[Metric]:
@@ -206,11 +202,19 @@ def _session_families(snap: Snapshot) -> Iterator[Metric]:
         "The plan's latest failover session; always 1." + _CACHED,
         labels=[*s_labels, "session_id"],
     )
-    session = _Lifecycle.create(
-        "veeam_failover_session", "Session", s_labels, " (latest failover session of the plan)." + _CACHED
-    )
+    sessions: list[tuple[list[str], Session | VmTask]] = []
+    tasks: list[tuple[list[str], Session | VmTask]] = []
+    for s in snap.sessions:
+        lv = [s.backup_server, s.plan]
+        info.add_metric([*lv, s.id], 1)
+        sessions.append((lv, s))
+        tasks.extend(([*lv, t.vm], t) for t in _unique_tasks(s))
+    yield info
+    del info
+    sdoc = " (latest failover session of the plan)." + _CACHED
+    yield from _lifecycle_families("veeam_failover_session", "Session", s_labels, sdoc, sessions)
     vdoc = " (per VM task of the plan's latest failover session)." + _CACHED
-    vm = _Lifecycle.create("veeam_failover_vm", "VM task", vm_labels, vdoc)
+    yield from _lifecycle_families("veeam_failover_vm", "VM task", vm_labels, vdoc, tasks)
     vm_point = RowGauge(
         "veeam_failover_vm_restore_point_timestamp_seconds",
         "Creation time of the replica point the VM fails over to: the start of the data-loss window. "
@@ -218,21 +222,13 @@ def _session_families(snap: Snapshot) -> Iterator[Metric]:
         "is read or if it cannot be" + vdoc,
         labels=vm_labels,
     )
-    for s in snap.sessions:
-        lv = [s.backup_server, s.plan]
-        info.add_metric([*lv, s.id], 1)
-        session.add(lv, s)
-        for t in _unique_tasks(s):
-            tv = [*lv, t.vm]
-            vm.add(tv, t)
-            point = snap.restore_points.get(t.restore_point_id or "")
-            if point is None:
-                point = point_time_from_name(t.restore_point_name)
-            if point is not None:
-                vm_point.add_metric(tv, point)
-    yield info
-    yield from session.families()
-    yield from vm.families()
+    for tv, t in tasks:
+        assert isinstance(t, VmTask)
+        point = snap.restore_points.get(t.restore_point_id or "")
+        if point is None:
+            point = point_time_from_name(t.restore_point_name)
+        if point is not None:
+            vm_point.add_metric(tv, point)
     yield vm_point
 
 

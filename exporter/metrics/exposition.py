@@ -21,7 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.em.model import Plan, Session
 from exporter.metrics import textformat
 from exporter.metrics.collectors import FailoverCollector, failover_families
-from exporter.metrics.offload import Offload
+from exporter.metrics.offload import Chunks, Offload
 from exporter.polling.loop import BackgroundLoop
 from exporter.polling.snapshot import Snapshot, Store
 
@@ -43,12 +43,14 @@ def render_failover(
     sessions: tuple[Session, ...],
     restore_points: dict[str, float],
     openmetrics: bool,
-) -> bytes:
-    """In the helper process: the failover families of this data, without OpenMetrics' EOF line."""
+    head: bytes,
+) -> Chunks:
+    """In the helper process: the whole exposition, from `head` (the families rendered in the serving
+    process) and the failover families of this data, as chunks the helper sends one after the other."""
     registry = CollectorRegistry(auto_describe=False)
     snap = Snapshot(plans=plans, sessions=sessions, restore_points=restore_points, last_success=0.0)
     registry.register(textformat.Families(failover_families(snap)))
-    return textformat.encode(registry, openmetrics, eof=False)
+    return Chunks([head, *textformat.encode_parts(registry, openmetrics, eof=openmetrics)])
 
 
 class Exposition:
@@ -132,10 +134,10 @@ class Exposition:
         # registry lists the failover collector last, so the two parts join to the same exposition.
         openmetrics = content_type.startswith("application/openmetrics-text")
         head = textformat.encode(split.others, openmetrics, eof=False)
-        tail = self.offload.run(
-            render_failover, snap.plans, snap.sessions, dict(snap.restore_points), openmetrics
+        body = self.offload.run(
+            render_failover, snap.plans, snap.sessions, dict(snap.restore_points), openmetrics, head
         )
-        return head + tail + (textformat.EOF if openmetrics else b"")
+        return body if isinstance(body, bytes) else b"".join(body)  # inline: the chunks joined here
 
     def _render_step(self) -> None:
         try:

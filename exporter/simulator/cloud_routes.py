@@ -68,6 +68,22 @@ async def plan_action(sim: Simulator, request: Request, caller: Logon) -> Respon
     return sim.respond(request, render.task_node(sim.base(request), task, "Running"), 202)
 
 
+async def server_action(sim: Simulator, request: Request, caller: Logon) -> Response:
+    """POST /api/backupServers/{ID}?action=collect: EM collects from that backup server now (202, Task)."""
+    action = request.query_params.get("action", "")
+    if action != "collect":
+        return sim.error(request, 400, f"Unsupported action '{action[:40]}'.")
+    if sim.world.role(caller.username) == "restore_operator":
+        return sim.error(request, 403, "Access denied.")
+    refused = sim.world.faults.collect_status
+    if refused is not None:
+        return sim.error(request, refused, "Data collection failed.")
+    task = sim.world.collect(request.path_params["id"], caller)
+    if task is None:
+        return sim.error(request, 404, "Backup server not found.")
+    return sim.respond(request, render.task_node(sim.base(request), task, "Running"), 202)
+
+
 async def sessions(sim: Simulator, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
     # The reference collection lists the last 30 days only (documented).

@@ -29,6 +29,8 @@ class Faults:
     expire_tokens_in: int | None = None  # forget every logon session after this many more API calls
     duplicate_sessions: bool = False  # the session query lists every session twice, out of order
     page_forever: bool = False  # the session query always has a Next page
+    collect_status: int | None = None  # POST /api/backupServers/{ID}?action=collect answers this error
+    collect_hangs: bool = False  # a collection asked for never finishes (its task stays Running)
 
     ANSWER_FAULTS = (
         "status",

@@ -33,6 +33,9 @@ class EMProfile:
     json_case: str = "pascal"  # "camel" in 13.x
     link_host: str | None = None  # links announce this host:port instead of the one asked
     server_header: str = "Microsoft-HTTPAPI/2.0"
+    # EM's own collection from each backup server (documented default 15 minutes); 0: live, as the
+    # default profile (and the demo) show it. A scenario's collection_interval_seconds overrides it.
+    collection_interval_seconds: float = 0.0
 
 
 PROFILES: dict[str, EMProfile] = {
@@ -44,6 +47,7 @@ PROFILES: dict[str, EMProfile] = {
         ),
         EMProfile(
             name="em95",
+            collection_interval_seconds=900.0,
             summary="9.5 U4 (API v1_4): no PagingInfo on empty results, DateTime filters read as the "
             "server's local time (UTC-5) even with Z, bare-GUID UID filters, 7-digit fractions, "
             "links naming localhost",
@@ -57,6 +61,7 @@ PROFILES: dict[str, EMProfile] = {
         ),
         EMProfile(
             name="em10",
+            collection_interval_seconds=900.0,
             summary="10 (API v1_5): PagesCount 0 on empty results, DateTime values without a zone read "
             "as local time (UTC-8), URN UID filters only, CloudVmReplicaPoint query items, 7-digit fractions",
             api_versions=("v1_5",),
@@ -68,6 +73,7 @@ PROFILES: dict[str, EMProfile] = {
         ),
         EMProfile(
             name="em11",
+            collection_interval_seconds=900.0,
             summary="11 (API v1_6): empty page with PagesCount 1, UTC filters, replica points found by "
             "GET only (UID filters match nothing), links naming another host",
             api_versions=("v1_5", "v1_6"),
@@ -77,12 +83,14 @@ PROFILES: dict[str, EMProfile] = {
         ),
         EMProfile(
             name="em12",
+            collection_interval_seconds=900.0,
             summary="12 (API v1_7): millisecond timestamps, PagesCount 1 on empty results, URN or GUID "
             "UID filters, PascalCase JSON",
             empty_pages_count=1,
         ),
         EMProfile(
             name="em13",
+            collection_interval_seconds=900.0,
             summary="13 (API v1_7): microsecond timestamps and replica point names with fractions, "
             "PagesCount 0 on empty results, UTC filters, camelCase JSON, links naming localhost",
             empty_pages_count=0,

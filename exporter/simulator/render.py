@@ -381,7 +381,7 @@ def task_node(base: str, task: SimTask, state: str) -> Node:
     links = [Link("Delete", href, None, "Task")]
     finished = state == "Finished"
     children: list[Node] = []
-    if finished:
+    if finished and task.collection is None:
         links.append(
             Link(
                 "Related",
@@ -394,7 +394,7 @@ def task_node(base: str, task: SimTask, state: str) -> Node:
         _links(links),
         _leaf("TaskId", task.id),
         _leaf("State", state),
-        _leaf("Operation", "StartCloudFailoverPlan"),
+        _leaf("Operation", task.operation),
     ]
     if finished:
         children.append(("Result", {"Success": "true"}, [_leaf("Message", "Ok")]))

@@ -85,6 +85,15 @@ class Scenario:
     points_per_vm: int = 24
     json_case: str | None = None  # "camel" imitates EM 13's JSON; None: the profile's
     faults: dict[str, Any] = field(default_factory=dict)  # initial fault switches (see world.Faults)
+    # EM's collection from each backup server (collection.py), in scenario seconds: every this many
+    # (0: EM shows everything live; None: the profile's), each taking collection_duration
+    collection_interval: float | None = None
+    collection_duration: float = 20.0
+
+    @property
+    def collection_every(self) -> float:
+        every = self.collection_interval
+        return self.profile.collection_interval_seconds if every is None else every
 
 
 def _req(d: dict[str, Any], key: str, where: str) -> Any:
@@ -260,6 +269,8 @@ def scenario_from_dict(d: Any, name: str = "scenario") -> Scenario:
         points_per_vm=int(_num(d, "points_per_vm", "scenario", 24) or 1),
         json_case=None if case is None else str(case),
         faults=_faults(d.get("faults")),
+        collection_interval=_num(d, "collection_interval_seconds", "scenario", None),
+        collection_duration=_num(d, "collection_duration_seconds", "scenario", 20.0) or 0.0,
     )
 
 

@@ -1,6 +1,8 @@
 """EM tasks of the simulated starts: Running, then OperationFinished (done on the backup server, EM has not
-collected it yet) for the scenario's task_collect_delay, then Finished. A task belongs to the logon
-session that made it, and goes with it."""
+collected it yet) until EM's next collection from the plan's backup server (collection.py), or for the
+scenario's task_collect_delay when EM shows everything live, then Finished. And the tasks of collections
+asked for: Running until the collection is done. A task belongs to the logon session that made it, and
+goes with it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only
+    from exporter.simulator.collection import Collection, Collections
     from exporter.simulator.logons import Logon
     from exporter.simulator.scenario import Scenario
 
@@ -22,28 +25,39 @@ class SimTask:
     ready_at: float
     session_id: str
     plan_name: str
+    backup_server: str = ""
+    collection: Collection | None = None  # a collection's task, not a start's
+
+    @property
+    def operation(self) -> str:
+        return "StartCloudFailoverPlan" if self.collection is None else "CollectBackupServer"
 
 
 class Tasks:
-    def __init__(self, scenario: Scenario, clock: Callable[[], float], lock: threading.RLock) -> None:
+    def __init__(
+        self, scenario: Scenario, clock: Callable[[], float], lock: threading.RLock, collections: Collections
+    ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.lock = lock
+        self.collections = collections
         self.by_id: dict[str, SimTask] = {}
         self._seq = 0
 
-    def create(self, caller: Logon, session_id: str, plan_name: str) -> SimTask:
+    def create(self, caller: Logon, session_id: str, plan_name: str, backup_server: str = "") -> SimTask:
         now = self.clock()
+        ready_at = now + self.scenario.task_delay / self.scenario.time_scale
+        return self._add(SimTask("", caller.session_id, now, ready_at, session_id, plan_name, backup_server))
+
+    def collect(self, caller: Logon, collection: Collection) -> SimTask:
+        done = float("inf") if collection.done_at is None else collection.done_at
+        task = SimTask("", caller.session_id, collection.started, done, "", "", collection.server, collection)
+        return self._add(task)
+
+    def _add(self, task: SimTask) -> SimTask:
         with self.lock:
             self._seq += 1
-            task = SimTask(
-                id=f"task-{self._seq}",
-                logon_id=caller.session_id,
-                created=now,
-                ready_at=now + self.scenario.task_delay / self.scenario.time_scale,
-                session_id=session_id,
-                plan_name=plan_name,
-            )
+            task.id = f"task-{self._seq}"
             self.by_id[task.id] = task
             return task
 
@@ -55,6 +69,11 @@ class Tasks:
             now = self.clock()
             if now < task.ready_at:
                 return task, "Running"
+            if task.collection is not None:
+                return task, "Finished"
+            if not self.collections.live:  # done on the backup server: EM knows once it collected it
+                seen = self.collections.as_of(task.backup_server, now) >= task.ready_at
+                return task, "Finished" if seen else "OperationFinished"
             collected_at = task.ready_at + self.scenario.task_collect_delay / self.scenario.time_scale
             return task, "Finished" if now >= collected_at else "OperationFinished"
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from exporter.simulator.collection import Collections
 from exporter.simulator.faults import Faults
 from exporter.simulator.logons import Logon, Logons
 from exporter.simulator.scenario import PlanSpec, Scenario, stable_id
@@ -44,7 +45,17 @@ class World:
         self.dynamic: dict[str, DynamicSession] = {}
         self.logon_book = Logons(scenario, clock, self.lock)
         self.logons = self.logon_book.by_token  # token -> logon session
-        self.task_book = Tasks(scenario, clock, self.lock)
+        scale = scenario.time_scale
+        self.collections = Collections(
+            scenario.collection_every / scale,
+            scenario.collection_duration / scale,
+            self.born,
+            clock,
+            self.lock,
+        )
+        self.task_book = Tasks(scenario, clock, self.lock, self.collections)
+        # backup server ID (as the plans' links name it) -> its name
+        self.servers = {stable_id("server", p.backup_server): p.backup_server for p in scenario.plans}
         self.starts: list[StartRecord] = []
         self.logouts = 0
         self.cookie_requests = 0  # API calls that carried an EM cookie (a client should keep none)
@@ -141,7 +152,12 @@ class World:
         scale = self.scenario.time_scale
         with self.lock:
             self._materialize(now)
-            views = [s.view(now, scale) for s in self.dynamic.values()]
+            views = []
+            for s in self.dynamic.values():
+                # what EM shows: the backup server's state when EM last collected it (live: now)
+                as_of = self.collections.as_of(s.plan.backup_server, now)
+                if s.started <= as_of:
+                    views.append(s.view(as_of, scale))
         views.extend(f.view for f in self.scenario.sessions)
         views.sort(key=lambda v: (v.creation_time or 0.0, v.id))
         return views
@@ -163,7 +179,16 @@ class World:
                 StartRecord(plan_id=plan_id, start_now=start_now, start_date=start_date, at=now)
             )
             session = self._new_session(plan, now, start_date)
-            return self.task_book.create(caller, session.id, plan.name)
+            return self.task_book.create(caller, session.id, plan.name, plan.backup_server)
+
+    def collect(self, server_id: str, caller: Logon) -> SimTask | None:
+        """POST /api/backupServers/{ID}?action=collect: a collection from that backup server, and its task."""
+        with self.lock:
+            server = self.servers.get(server_id)
+            if server is None:
+                return None
+            collection = self.collections.ask(server, never_finishes=self.faults.collect_hangs)
+            return self.task_book.collect(caller, collection)
 
     def task(self, task_id: str, caller: Logon) -> tuple[SimTask, str] | None:
         return self.task_book.state(task_id, caller)

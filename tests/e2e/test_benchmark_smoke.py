@@ -47,3 +47,35 @@ def test_scale_benchmark_smoke_run() -> None:
     ):
         assert row in out, out
     assert "n/a" not in out.split("EM requests per poll, active")[1].splitlines()[0], out
+
+
+def test_freshness_benchmark_smoke_run() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.freshness",
+            "--plans",
+            "2",
+            "--vms",
+            "2",
+            "--compress",
+            "120",
+            "--minutes",
+            "30",
+            "--failover-minutes",
+            "10",
+            "--cases",
+            "off,exporter",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " of 4 |" in line]
+    assert len(rows) == 2, proc.stdout
+    assert "| 4 of 4 |" in rows[0] and "none" in rows[0]
+    assert "finished on 2 servers" in rows[1], rows[1]

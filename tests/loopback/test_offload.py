@@ -58,9 +58,8 @@ def test_helper_process_renders_the_same_exposition_as_inline() -> None:
             inline = encoder(exp.exporter.registry)
             assert without_process_lines(via_helper) == without_process_lines(inline)
         m = exp.scrape()
-        assert offload._pool is not None
-        helpers = list(offload._pool._processes)
-    assert helpers and not any(alive(pid) for pid in helpers)  # shutdown stopped the helper
+        helper = offload.helper_pid
+    assert helper is not None and not alive(helper)  # shutdown stopped the helper
     plan = {"backup_server": "vbr01", "plan": "Tenant 1 plan"}
     assert value(m, "veeam_failover_vm_state", **plan, vm="vm-1-0", state="Working") == 1
     assert value(m, "veeam_failover_vm_state", **plan, vm="vm-1-1", state="Starting") == 1
@@ -73,16 +72,15 @@ def test_a_dead_helper_is_replaced_and_nothing_is_lost() -> None:
         assert offload is not None
         offload.parse_min_bytes = offload.render_min_tasks = 0
         exp.poll()
-        pool = offload._pool
-        assert pool is not None
-        for pid in list(pool._processes):  # e.g. the kernel's OOM killer
-            os.kill(pid, signal.SIGKILL)
+        helper = offload.helper_pid
+        assert helper is not None
+        os.kill(helper, signal.SIGKILL)  # e.g. the kernel's OOM killer
         time.sleep(0.5)
         sim.clock.advance(30)
         exp.poll()  # the first job finds the helper dead and runs inline; the next starts a new helper
         m = exp.scrape()
         assert offload.restarts == 1
-        assert offload._pool is not None and offload._pool is not pool
+        assert offload.helper_pid is not None and offload.helper_pid != helper
     assert value(m, "veeam_em_up") == 1
     vm = {"backup_server": "vbr01", "plan": "Tenant 0 plan", "vm": "vm-0-0"}
     assert value(m, "veeam_failover_vm_state", **vm, state="Working") == 1
@@ -114,7 +112,7 @@ from exporter.config import Config
 from exporter.metrics.offload import Offload
 offload = Offload(parse_min_bytes=0)
 assert offload.run(sorted, [2, 1]) == [1, 2]
-print(list(offload._pool._processes)[0], flush=True)
+print(offload.helper_pid, flush=True)
 os._exit(0)  # as if killed: no shutdown, no cleanup
 """
 
@@ -137,8 +135,12 @@ def test_a_closed_offload_runs_inline() -> None:
     assert offload.jobs == 0
 
 
-def test_no_helper_process_unless_configured() -> None:
+def test_a_small_installation_never_starts_the_helper() -> None:
     with running_sim(SCENARIO) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()
-        assert exp.exporter.offload is None
+        assert exp.exporter.offload is not None and exp.exporter.offload.helper_pid is None  # by default
         assert value(exp.scrape(), "veeam_em_up") == 1
+    off = dataclasses.replace(exporter_config(sim.url), helper_process=False)
+    with running_sim(SCENARIO) as sim, running_exporter(off) as exp:
+        exp.poll()
+        assert exp.exporter.offload is None

@@ -44,6 +44,9 @@ def _failover(profile: str, **extra: Any) -> dict[str, Any]:
         "profile": profile,
         "time_scale": 1,
         "task_delay_seconds": 1,
+        # live: these follow a failover second by second; EM's 15-minute collection lag, which the
+        # version profiles play by default, has its own tests (test_collection.py)
+        "collection_interval_seconds": 0,
         "plans": [
             {
                 "name": PLAN["plan"],

@@ -34,7 +34,7 @@ def seed_exposition() -> bytes:
     session = parse.parse_session((HERE / "fixtures" / "seed_session.xml").read_bytes())
     # one point read from EM, the other shown from its name
     points = {"c1beab6b-2b18-47f1-9e71-354ab8a49fc2": utc("2020-02-13T05:00:46Z")}
-    return render_failover((SEED_PLAN,), (session,), points, openmetrics=False)
+    return b"".join(render_failover((SEED_PLAN,), (session,), points, openmetrics=False, head=b""))
 
 
 def test_the_seed_session_renders_exactly_the_golden_exposition() -> None:

@@ -31,8 +31,8 @@ def test_defaults_and_url_normalisation() -> None:
     assert (c.poll.active_interval_seconds, c.poll.idle_interval_seconds) == (10.0, 60.0)
     assert c.listen_host_port == ("0.0.0.0", 9849)
     assert c.em.insecure_skip_verify is False
-    assert c.helper_process is False
-    assert build({**GOOD, "helper_process": True}).helper_process is True
+    assert c.helper_process is True  # started only for large data
+    assert build({**GOOD, "helper_process": False}).helper_process is False
 
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
@@ -155,6 +155,7 @@ def test_the_example_config_is_valid(tmp_path: Path) -> None:
     ]
     assert c.actions.restore_point_min_age_seconds == {"Globex DR plan": 7200.0}
     assert (c.actions.approval, c.actions.plan_approval) == ("required", {"ACME DR drill": "none"})
+    assert (c.poll.collect.enabled, c.poll.collect.interval_seconds) == (True, 60.0)
     [chat] = c.actions.notifications
     assert (chat.name, chat.format, chat.url.reveal()) == (
         "chat",
@@ -260,3 +261,17 @@ def test_bad_notification_settings(tmp_path: Path, hook: dict[str, Any], message
         build({**GOOD, "actions": {**actions, "notifications": [hook]}})
     assert message in str(err.value)
     assert "very-secret-path" not in str(err.value)  # a refused URL is never echoed
+
+
+@pytest.mark.parametrize(
+    ("collect", "message"),
+    [
+        ({"interval_seconds": 10}, "poll.collect.interval_seconds: must be at least 30"),
+        ({"enabled": "yes"}, "poll.collect.enabled: must be true or false"),
+        ({"every": 60}, "poll.collect.every: unknown setting"),
+    ],
+)
+def test_bad_collect_settings(collect: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build({**GOOD, "poll": {"collect": collect}})
+    assert message in str(err.value)

@@ -8,6 +8,7 @@ from exporter.actions.announce import RESULTS
 from exporter.actions.model import ANNOUNCED, AUDIT_NOTES, OUTCOMES, SOURCES, VERDICTS
 from exporter.config import ROLES
 from exporter.em.errors import REASONS
+from exporter.polling.collections import COLLECTION_OUTCOMES
 
 ROOT = Path(__file__).parents[2]
 
@@ -41,3 +42,8 @@ def test_the_actions_doc_names_every_role_and_announced_event() -> None:
     doc = (ROOT / "docs" / "actions.md").read_text()
     assert [r for r in ROLES if f"`{r}`" not in doc] == []
     assert [a for a in ANNOUNCED if f"`{a}`" not in doc] == []
+
+
+def test_the_readme_names_every_collection_outcome() -> None:
+    row = _row((ROOT / "README.md").read_text(), "veeam_em_collections_total")
+    assert [o for o in COLLECTION_OUTCOMES if o not in row] == []
