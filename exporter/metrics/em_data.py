@@ -23,9 +23,10 @@ class EMDataCollector(Collector):
         snap = self.store.current()
         counts: dict[tuple[str, str], int] = {}
         finished: dict[str, float] = {}
+        asked: dict[str, float] = {}
         if self.collections is not None:
-            counts, finished, _ = self.collections.stats()
-        as_of = data_as_of(snap, self.collections)
+            counts, finished, asked = self.collections.stats()
+        as_of = data_as_of(snap.sessions, asked)
         fresh = GaugeMetricFamily(
             "veeam_em_data_as_of_timestamp_seconds",
             "EM's data of this backup server is at least this new: the newest event EM reported for it, or "

@@ -24,7 +24,7 @@ from exporter.config import CollectSettings
 from exporter.em.errors import EMError
 from exporter.em.model import Session
 from exporter.polling.loop import BackgroundLoop
-from exporter.polling.snapshot import Snapshot, Store
+from exporter.polling.snapshot import Store
 
 if TYPE_CHECKING:  # types only
     from exporter.em.client import EMClient
@@ -175,13 +175,12 @@ class Collections:
         return counts, finished, as_of
 
 
-def data_as_of(snap: Snapshot, collections: Collections | None) -> dict[str, float]:
+def data_as_of(sessions: tuple[Session, ...], asked: dict[str, float]) -> dict[str, float]:
     """Backup server -> EM's data of it is at least this new: the newest event EM reported of it, or the
-    start of the last collection this exporter asked for and saw finish, whichever is newer."""
-    as_of = newest_events(snap.sessions)
-    if collections is not None:
-        for server, ts in collections.stats()[2].items():
-            as_of[server] = max(ts, as_of.get(server, ts))
+    start of the last collection this exporter asked for and saw finish (`asked`), whichever is newer."""
+    as_of = newest_events(sessions)
+    for server, ts in asked.items():
+        as_of[server] = max(ts, as_of.get(server, ts))
     return as_of
 
 

@@ -15,6 +15,10 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only
+    from exporter.simulator.scenario import Scenario
 
 
 @dataclass
@@ -34,6 +38,14 @@ class Collections:
     clock: Callable[[], float]
     lock: threading.RLock
     asked: dict[str, list[Collection]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, scenario: Scenario, born: float, clock: Callable[[], float], lock: threading.RLock
+    ) -> Collections:
+        """The scenario's collections, its scenario seconds turned into wall seconds."""
+        scale = scenario.time_scale
+        return cls(scenario.collection_every / scale, scenario.collection_duration / scale, born, clock, lock)
 
     @property
     def live(self) -> bool:

@@ -45,14 +45,7 @@ class World:
         self.dynamic: dict[str, DynamicSession] = {}
         self.logon_book = Logons(scenario, clock, self.lock)
         self.logons = self.logon_book.by_token  # token -> logon session
-        scale = scenario.time_scale
-        self.collections = Collections(
-            scenario.collection_every / scale,
-            scenario.collection_duration / scale,
-            self.born,
-            clock,
-            self.lock,
-        )
+        self.collections = Collections.of(scenario, self.born, clock, self.lock)
         self.task_book = Tasks(scenario, clock, self.lock, self.collections)
         # backup server ID (as the plans' links name it) -> its name
         self.servers = {stable_id("server", p.backup_server): p.backup_server for p in scenario.plans}
