@@ -254,11 +254,58 @@ def rule_groups() -> dict[str, Any]:
     return {
         "groups": [
             {"name": "veeam-failover.records", "rules": records},
+            {"name": "veeam-failover-readiness", "rules": readiness_rules()},
             {"name": "veeam-failover", "rules": failover},
             {"name": "veeam-failover-exporter", "rules": health},
             {"name": "veeam-failover-actions", "rules": actions},
         ]
     }
+
+
+def readiness_rules() -> list[dict[str, Any]]:
+    vm = f"{S}, vm"
+    dr = 'veeam_failover_plan_vm_restore_point_state{state=~"Failover|Failback|PermanentFailover"} == 1'
+    return [
+        # what a failover now would lose, per VM and per plan (its worst VM)
+        record(
+            "veeam_failover:plan_vm_restore_point_age_seconds",
+            "time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds",
+        ),
+        record(
+            "veeam_failover:plan_restore_point_age_seconds:max",
+            "time() - veeam_failover_plan_oldest_restore_point_timestamp_seconds",
+        ),
+        alert(
+            "VeeamFailoverRPOAtRisk",
+            f"veeam_failover:plan_vm_restore_point_age_seconds\n"
+            f"> on ({S}) group_left () veeam_failover_plan_rpo_seconds\n"
+            f"unless on ({vm}) ({dr})",
+            "warning",
+            "A plan VM's newest replica point is older than the plan's RPO.",
+            "VM {{ $labels.vm }} of plan {{ $labels.plan }} on {{ $labels.backup_server }} was last replicated "
+            "{{ $value | humanizeDuration }} ago, more than the plan's RPO: a failover now would lose that "
+            "much data.",
+            for_=T["rpo_at_risk_for"],
+        ),
+        alert(
+            "VeeamFailoverPlanVMUnprotected",
+            "veeam_failover_plan_vm_has_restore_point == 0",
+            "warning",
+            "A plan VM has no replica point at all.",
+            "VM {{ $labels.vm }} of plan {{ $labels.plan }} on {{ $labels.backup_server }} has never been "
+            "replicated: a failover of the plan cannot bring it up.",
+            for_=T["unprotected_for"],
+        ),
+        alert(
+            "VeeamFailoverVMInDR",
+            f"time() - veeam_failover_plan_vm_in_dr_since_timestamp_seconds > {T['in_dr_after_seconds']}",
+            "info",
+            "A VM has run from its replica in DR for a long time.",
+            "VM {{ $labels.vm }} of plan {{ $labels.plan }} on {{ $labels.backup_server }} has been in Failover "
+            "for {{ $value | humanizeDuration }}: if the site is back, undo the failover or make it permanent; "
+            "it is not replicated meanwhile.",
+        ),
+    ]
 
 
 def _seconds(duration: str) -> int:

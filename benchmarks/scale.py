@@ -320,6 +320,7 @@ def run_ours(args: argparse.Namespace, sim_url: str, workdir: Path) -> dict[str,
         "listen_address": f"127.0.0.1:{port}",
         "log_level": "warning",
         "helper_process": args.helper_process,
+        "readiness": {"enabled": args.readiness},
     }
     (workdir / "exporter.yaml").write_text(yaml.safe_dump(config))
     out: dict[str, Any] = {"polls": []}
@@ -496,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run the exporter with helper_process: false (everything in one process)",
     )
     ap.add_argument(
+        "--no-readiness",
+        dest="readiness",
+        action="store_false",
+        help="run the exporter with readiness.enabled: false (no replica points read)",
+    )
+    ap.add_argument(
         "--plain-every", type=int, default=2, help="every Nth burst asks for plain text (0: never)"
     )
     ap.add_argument(
@@ -599,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         f"scale benchmark: {args.plans} plans x {args.vms} VMs = {args.plans * args.vms} VMs, EM latency "
         f"{args.latency * 1000:.0f} ms, scrapers: 2 every 1 s + bursts of 20; "
         f"poll every {args.active_interval:g} s active / {args.idle_interval:g} s idle; "
-        f"helper_process: {str(args.helper_process).lower()}"
+        f"helper_process: {str(args.helper_process).lower()}, readiness: {str(args.readiness).lower()}"
     )
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
     print(table(rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.panels import (
+    AT_RISK,
     DATA_LOSS,
     EXP,
     OVERVIEW_UID,
@@ -148,13 +149,91 @@ def overview() -> dict[str, Any]:
             mappings=STATE_MAPPINGS,
             options={"showValue": "never", "mergeValues": True},
         ),
-        row("Data loss and duration", 25),
+        row("Readiness (before the disaster)", 25),
+        panel(
+            "stat",
+            "VMs past their RPO",
+            [target(f"count({AT_RISK}) or vector(0)", instant=True)],
+            0,
+            26,
+            4,
+            4,
+            description="Plan VMs whose newest replica point is older than their plan's RPO (VMs running in "
+            "DR left out): what a failover now would lose more of than promised.",
+            thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+        ),
+        panel(
+            "stat",
+            "VMs never replicated",
+            [
+                target(
+                    f"sum(veeam_failover_plan_vms_without_restore_point{{{SEL}}}) or vector(0)", instant=True
+                )
+            ],
+            0,
+            30,
+            4,
+            4,
+            description="Plan VMs EM has no replica point of at all: a failover cannot bring them up.",
+            thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
+        ),
+        panel(
+            "stat",
+            "VMs running in DR",
+            [target(f"sum(veeam_failover_plan_vms_in_failover{{{SEL}}}) or vector(0)", instant=True)],
+            4,
+            26,
+            4,
+            8,
+            description="Plan VMs whose newest replica point is in Failover: they run at the provider now.",
+            thresholds=[{"color": "green", "value": None}, {"color": "blue", "value": 1}],
+        ),
+        panel(
+            "bargauge",
+            "Worst restore point age per plan, as a share of its RPO",
+            [
+                target(
+                    f"topk(20, (time() - veeam_failover_plan_oldest_restore_point_timestamp_seconds{{{SEL}}})\n"
+                    f"/ on (job, instance, backup_server, plan) veeam_failover_plan_rpo_seconds{{{SEL}}})",
+                    "{{plan}}",
+                    instant=True,
+                )
+            ],
+            8,
+            26,
+            8,
+            8,
+            unit="percentunit",
+            options={"orientation": "horizontal", "displayMode": "basic"},
+            thresholds=[
+                {"color": "green", "value": None},
+                {"color": "orange", "value": 0.8},
+                {"color": "red", "value": 1},
+            ],
+            description="The plans whose oldest VM (by newest replica point) is closest to the plan's RPO; "
+            "100% is the RPO. The 20 worst.",
+        ),
+        panel(
+            "table",
+            "VMs at risk",
+            [
+                target(f"topk(50, {AT_RISK})", instant=True, table=True, ref="A"),
+            ],
+            16,
+            26,
+            8,
+            8,
+            unit="s",
+            description="Plan VMs past their RPO, by age of their newest replica point (the 50 oldest).",
+            transformations=merged_table(hide=[], rename={"Value #A": "point age"}),
+        ),
+        row("Data loss and duration", 34),
         panel(
             "bargauge",
             "Restore point age at failover (data-loss window) per VM",
             [target(DATA_LOSS, "{{plan}} / {{vm}}", instant=True)],
             0,
-            26,
+            35,
             12,
             10,
             unit="s",
@@ -183,7 +262,7 @@ def overview() -> dict[str, Any]:
                 ),
             ],
             12,
-            26,
+            35,
             12,
             10,
             unit="s",
@@ -194,13 +273,13 @@ def overview() -> dict[str, Any]:
             "Session progress",
             [target(f"veeam_failover_session_progress_ratio{{{SEL}}}", "{{plan}}")],
             0,
-            36,
+            45,
             24,
             8,
             unit="percentunit",
             minmax=(0, 1),
         ),
-        row("Exporter and Enterprise Manager", 44),
+        row("Exporter and Enterprise Manager", 53),
         panel(
             "timeseries",
             "EM up and poll duration",
@@ -209,7 +288,7 @@ def overview() -> dict[str, Any]:
                 target(f"veeam_em_poll_duration_seconds{{{EXP}}}", "poll seconds {{instance}}", ref="B"),
             ],
             0,
-            45,
+            54,
             8,
             8,
         ),
@@ -223,7 +302,7 @@ def overview() -> dict[str, Any]:
                 )
             ],
             8,
-            45,
+            54,
             8,
             8,
             unit="reqps",
@@ -240,7 +319,7 @@ def overview() -> dict[str, Any]:
                 ),
             ],
             16,
-            45,
+            54,
             8,
             8,
         ),

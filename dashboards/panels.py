@@ -24,6 +24,13 @@ T = THRESHOLDS
 
 EXP = 'job=~"$job", instance=~"$instance"'
 SEL = f'{EXP}, backup_server=~"$backup_server", plan=~"$plan"'
+# plan VMs past their RPO, the age of their newest point; VMs running in DR left out (as the alert does)
+AT_RISK = (
+    f"(time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{SEL}}})\n"
+    f"> on (job, instance, backup_server, plan) group_left () veeam_failover_plan_rpo_seconds{{{SEL}}}\n"
+    f"unless on (job, instance, backup_server, plan, vm)\n"
+    f'(veeam_failover_plan_vm_restore_point_state{{{SEL}, state=~"Failover|Failback|PermanentFailover"}} == 1)'
+)
 STATE_CODES = [
     ("Starting", 1, "blue"),
     ("Working", 2, "yellow"),

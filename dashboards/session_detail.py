@@ -164,7 +164,50 @@ def session_detail() -> dict[str, Any]:
             mappings=STATE_MAPPINGS,
             options={"showValue": "never", "mergeValues": True},
         ),
-        row("Start requests (guarded actions)", 33),
+        row("The plan's VMs and their replica points", 33),
+        panel(
+            "table",
+            "Plan VMs, before any failover",
+            [
+                target(f"veeam_failover_plan_vm_info{{{SEL}}}", instant=True, table=True, ref="A"),
+                target(
+                    f"veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{SEL}}} * 1000",
+                    instant=True,
+                    table=True,
+                    ref="B",
+                ),
+                target(
+                    f"time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{SEL}}}",
+                    instant=True,
+                    table=True,
+                    ref="C",
+                ),
+                target(
+                    f"veeam_failover_plan_vm_restore_point_state{{{SEL}}} == 1",
+                    instant=True,
+                    table=True,
+                    ref="D",
+                ),
+            ],
+            0,
+            34,
+            24,
+            9,
+            description="Every VM of the plan (from the plan itself, with or without a session): its newest "
+            "replica point, how old it is, and its State (Failover: running in DR). A VM with no point has "
+            "no time.",
+            transformations=merged_table(
+                hide=["Value #A", "Value #D"], rename={"Value #B": "newest point", "Value #C": "age"}
+            ),
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "newest point"},
+                    "properties": [{"id": "unit", "value": "dateTimeAsIso"}],
+                },
+                {"matcher": {"id": "byName", "options": "age"}, "properties": [{"id": "unit", "value": "s"}]},
+            ],
+        ),
+        row("Start requests (guarded actions)", 43),
         panel(
             "timeseries",
             "Start requests by outcome",
@@ -175,7 +218,7 @@ def session_detail() -> dict[str, Any]:
                 )
             ],
             0,
-            34,
+            44,
             16,
             8,
             description="Requests to start this plan through the exporter, by decision.",
@@ -190,7 +233,7 @@ def session_detail() -> dict[str, Any]:
                 )
             ],
             16,
-            34,
+            44,
             8,
             8,
             unit="dateTimeAsIso",

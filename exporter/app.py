@@ -23,6 +23,7 @@ from exporter.metrics.exposition import Exposition, Split
 from exporter.metrics.offload import Offload
 from exporter.polling.collections import Collections, data_as_of
 from exporter.polling.poller import Poller
+from exporter.polling.readiness import ReplicaReader
 from exporter.polling.snapshot import Store
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class Exporter:
         self.store = Store()
         self.poller = Poller(self.client, config.poll, self.store)
         self.collections = Collections(self.client, config.poll.collect, self.store, self.poller.wake)
+        self.readiness = ReplicaReader(
+            self.client, config.readiness, self.store, lookup_form=lambda: self.poller.points.form
+        )
         self.actions = None
         if config.actions.enabled:
             self.actions = Actions(
@@ -117,6 +121,8 @@ class Exporter:
         if self._start_poller:
             self.poller.start()
             self.collections.start()
+            if self.config.readiness.enabled:
+                self.readiness.start()
         try:
             yield
         finally:
@@ -124,6 +130,7 @@ class Exporter:
 
     def shutdown(self) -> None:
         self.collections.stop()
+        self.readiness.stop()
         self.poller.stop()
         self.exposition.stop()
         if self.actions is not None:

@@ -79,6 +79,38 @@ class PollSettings:
     collect: CollectSettings = field(default_factory=CollectSettings)
 
 
+@dataclass(frozen=True)
+class ReadinessSettings:
+    """Readiness before the disaster (polling/readiness.py): each plan VM's newest replica point, read
+    newest first; then only what is newer, every interval_seconds, in a loop of its own."""
+
+    enabled: bool = True
+    # the recovery point objective: a plan VM whose newest point is older than this is at risk.
+    # Mind EM's own lag: it shows a backup server's points as of its last collection (15 min by default).
+    rpo_seconds: float = setting(4 * 3600.0, minimum=60)
+    # per plan (by name or ID): its own RPO
+    plan_rpo_seconds: tuple[tuple[str, float], ...] = ()
+    interval_seconds: float = setting(300.0, minimum=5)
+    # how late EM shows a backup server's new points at most: its collection interval (15 minutes by
+    # default) and a collection's duration. A read pages back at most this far past the last read.
+    collection_lag_seconds: float = setting(1200.0, minimum=0)
+    # and this much further, for points a replication job dated when it processed the VM but finished
+    # (and EM collected) later; 0: such a point is found once its VM's age passes its RPO (checks by name)
+    lag_margin_seconds: float = setting(0.0, minimum=0)
+    # the query service's pages a read may ask for (the first read goes on at once where it stopped)
+    pages_per_read: int = setting(50, minimum=1)
+    # VMs with no point or one older than their RPO are asked for by name, this many a read at most,
+    # each again after recheck_seconds: the only way to tell "never replicated" from "not read yet"
+    checks_per_read: int = setting(20, minimum=0)
+    recheck_seconds: float = setting(900.0, minimum=10)
+
+    def rpo_for(self, plan_name: str, plan_id: str) -> float:
+        for key, rpo in self.plan_rpo_seconds:
+            if key in (plan_name, plan_id):
+                return rpo
+        return self.rpo_seconds
+
+
 # An allowlist entry: a plan name or ID (a bare name matches that name on any backup server), or
 # (backup server, plan name or ID) to name one server's plan only.
 PlanEntry = str | tuple[str, str]
@@ -172,6 +204,7 @@ class Config:
     em: EMSettings
     poll: PollSettings = field(default_factory=PollSettings)
     actions: ActionSettings = field(default_factory=ActionSettings)
+    readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
     web: WebSettings = field(default_factory=WebSettings)
     listen_address: str = "0.0.0.0:9849"
     log_level: str = "info"

@@ -18,19 +18,30 @@ from exporter.config import (
     ConfigError,
     EMSettings,
     PollSettings,
+    ReadinessSettings,
     WebSettings,
     parse_listen_address,
 )
 from exporter.config_actions import ACTION_KEYS, action_settings
 from exporter.config_notifications import notification_targets
-from exporter.config_values import bool_, mapping, numbers, read_yaml, secret_file, string
+from exporter.config_values import bool_, mapping, number, numbers, read_yaml, secret_file, string
 from exporter.em.address import normalize_base_url
 from exporter.secret import Secret
 
 # The keys each section takes: its fields, with the password and the tokens read from files.
 EM_KEYS = {f.name for f in fields(EMSettings)} - {"password"} | {"password_file"}
 POLL_KEYS = {f.name for f in fields(PollSettings)}
-TOP_KEYS = {"em", "poll", "actions", "web", "listen_address", "log_level", "log_format", "helper_process"}
+TOP_KEYS = {
+    "em",
+    "poll",
+    "actions",
+    "readiness",
+    "web",
+    "listen_address",
+    "log_level",
+    "log_format",
+    "helper_process",
+}
 WEB_KEYS = {
     "tls_cert_file",
     "tls_key_file",
@@ -39,6 +50,7 @@ WEB_KEYS = {
     "trusted_proxies",
     *(f.name for f in fields(WebSettings) if "minimum" in f.metadata),
 }
+READINESS_KEYS = {f.name for f in fields(ReadinessSettings)} - {"plan_rpo_seconds"} | {"plans"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -149,6 +161,7 @@ def build_config(
         ),
         poll=poll_settings,
         actions=actions,
+        readiness=_readiness(mapping(top.get("readiness"), "readiness", READINESS_KEYS)),
         web=web,
         listen_address=listen,
         log_level=log_level,
@@ -190,6 +203,22 @@ def _web(d: dict[str, Any]) -> WebSettings:
     if token_file:
         settings = replace(settings, bearer_token=secret_file(token_file, "web.bearer_token_file"))
     return settings
+
+
+def _readiness(d: dict[str, Any]) -> ReadinessSettings:
+    plans = mapping(d.get("plans"), "readiness.plans", set(map(str, d.get("plans") or {})))
+    rpos = []
+    for plan, policy in plans.items():
+        where = f"readiness.plans.{plan}"
+        policy = mapping(policy, where, {"rpo_seconds"})
+        if "rpo_seconds" not in policy:
+            raise ConfigError(f"{where}.rpo_seconds: required")
+        rpos.append((str(plan), number(policy, "rpo_seconds", where, 0, minimum=60)))
+    return ReadinessSettings(
+        enabled=bool_(d, "enabled", "readiness", True),
+        plan_rpo_seconds=tuple(rpos),
+        **numbers(ReadinessSettings, d, "readiness"),
+    )
 
 
 def _helper_process(top: dict[str, Any]) -> bool:

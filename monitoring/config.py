@@ -34,6 +34,13 @@ THRESHOLDS: dict[str, Any] = {
     "actions_window": "15m",
     # a kill switch left on this long is worth a reminder (an info alert)
     "kill_switch_reminder_after": "1h",
+    # readiness: a plan VM's newest replica point older than its plan's RPO (veeam_failover_plan_rpo_seconds)
+    # this long alerts (the exporter asks EM for that VM by name first, in case it missed a point)
+    "rpo_at_risk_for": "10m",
+    # a plan VM EM has no replica point of at all, for this long (a VM just added gets its first run)
+    "unprotected_for": "1h",
+    # a VM left in Failover this long: the undo or the permanent failover forgotten (info)
+    "in_dr_after_seconds": 12 * 3600,
     # dashboards: the data age turns orange past this (red past stale_seconds)
     "data_age_warning_seconds": 120,
     # dashboards: a data-loss window turns red past this (orange past rpo_seconds)

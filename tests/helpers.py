@@ -68,6 +68,11 @@ class RunningExporter:
         self.exporter.poller.poll_once()
         self.exporter.exposition.refresh()  # what the background renderer does a moment later
 
+    def read_points(self) -> None:
+        """One read of the plan VMs' replica points (what the readiness loop does every interval)."""
+        assert not self.exporter.readiness.read_once()
+        self.exporter.exposition.refresh()
+
     def scrape(self) -> Samples:
         self.exporter.exposition.refresh()
         return scrape(self.url)

@@ -17,6 +17,7 @@ from exporter.em import answers, parse
 from exporter.em.errors import EMError, ParseError
 from exporter.em.model import Page, Plan, ReplicaPoint, Session, Task
 from exporter.em.paging import count_from_page, pages
+from exporter.em.replica_points import POINTS_PER_QUERY, ReplicaPointQueries
 from exporter.em.session import EP_ROOT, EMSession, tls_verify
 from exporter.em.stats import RequestStats
 from exporter.em.timefmt import creation_filter
@@ -34,14 +35,8 @@ EP_PLANS = "/api/cloud/cloudFailoverPlans"
 EP_START = "/api/cloud/cloudFailoverPlans/{id}?action=start"
 EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
 EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
-EP_POINT_QUERY = "/api/query?type=CloudVmReplicaPoint"
-EP_POINT = "/api/cloud/vmReplicaPoints/{id}"
 EP_TASK = "/api/tasks/{id}"
 EP_COLLECT = "/api/backupServers/{id}?action=collect"
-
-# EM has no documented way to fetch many points by ID; OR-ing UID filters keeps it to one request
-# per this many new points, and the request line (about 8 KB) under HTTP.sys's default 16 KB limit.
-POINTS_PER_QUERY = 80
 
 
 def client_for(em: EMSettings, offload: Offload | None = None) -> EMClient:
@@ -89,6 +84,7 @@ class EMClient:
         )
         self.page_size = page_size
         self._max_pages = max_pages
+        self.points = ReplicaPointQueries(self.session, page_size, max_pages)
 
     # What callers use of the session itself: its counters, and closing it (logout included).
     @property
@@ -154,44 +150,10 @@ class EMClient:
     def replica_points(
         self, ids: Iterable[str], form: str = "urn"
     ) -> tuple[list[ReplicaPoint], tuple[str, ...]]:
-        """The replica points with these IDs, one query per POINTS_PER_QUERY of them. `form` is how the
-        UID values are written: "urn" (`urn:veeam:CloudVmReplicaPoint:<id>`) or "guid" (bare)."""
-        wanted = sorted(set(ids))
-        points: list[ReplicaPoint] = []
-        errors: list[str] = []
-        prefix = "urn:veeam:CloudVmReplicaPoint:" if form == "urn" else ""
-        for i in range(0, len(wanted), POINTS_PER_QUERY):
-            chunk = wanted[i : i + POINTS_PER_QUERY]
-            flt = ",".join(f'UID=="{prefix}{pid}"' for pid in chunk)
-            params = {
-                "type": "CloudVmReplicaPoint",
-                "format": "Entities",
-                "pageSize": str(max(self.page_size, len(chunk))),
-                "filter": flt,
-            }
-            for page in pages(
-                self.session,
-                "/query?" + urlencode(params, quote_via=quote),
-                EP_POINT_QUERY,
-                parse.parse_replica_point_query,
-                self._max_pages,
-            ):
-                points.extend(page.items)
-                errors.extend(page.errors)
-        return points, tuple(errors)
+        return self.points.by_ids(ids, form)
 
     def replica_point(self, point_id: str) -> ReplicaPoint | None:
-        """`GET /cloud/vmReplicaPoints/{id}?format=Entity`; None if EM has no such point (404)."""
-        try:
-            return self.session.get_parsed(
-                f"/cloud/vmReplicaPoints/{quote(point_id, safe='')}?format=Entity",
-                EP_POINT,
-                parse.parse_replica_point,
-            )
-        except EMError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self.points.by_id(point_id)
 
     def start_plan(self, plan_id: str, start_date: datetime | None = None) -> Task:
         """POST ?action=start. XML elements in XSD order; exactly one of StartNow / StartDate."""

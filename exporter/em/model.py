@@ -12,6 +12,12 @@ T = TypeVar("T")
 SESSION_STATES: tuple[str, ...] = ("Starting", "Working", "Stopping", "Stopped")
 SESSION_RESULTS: tuple[str, ...] = ("None", "Success", "Warning", "Failed")
 
+# A replica point's State (EMR get_cloudvmreplicapoints_id); the only per-VM sign of a VM running in DR.
+REPLICA_POINT_STATES: tuple[str, ...] = ("Unknown", "Ready", "Failover", "Failback", "PermanentFailover")
+# States in which the VM runs from its replica (or is on its way back): replication to it has stopped, so
+# its point ages by design and the RPO says nothing.
+DR_STATES = frozenset({"Failover", "Failback", "PermanentFailover"})
+
 # How this EM finds replica points by ID: a UID filter with the URN, one with the bare GUID, or only
 # GET /cloud/vmReplicaPoints/{id}. EM does not document which; the poller learns it (polling/points.py).
 LookupForm = Literal["urn", "guid", "entity"]
@@ -97,6 +103,9 @@ class ReplicaPoint:
     id: str
     name: str
     created: float
+    vm: str = ""  # VmName (or VmDisplayName, the replica link's name, the name before '@')
+    backup_server: str = ""  # its Up BackupServerReference's name
+    state: str = ""  # State as EM writes it; "" when EM sent none
 
 
 @dataclass(frozen=True, slots=True)

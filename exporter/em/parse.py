@@ -211,10 +211,32 @@ def parse_reference_query(body: bytes) -> Page[str]:
 
 
 def _replica_point(el: ET.Element) -> ReplicaPoint:
-    created = parse_time(text_of(el, "CreationTimeUTC"))
+    f = fields_of(el)
+    created = parse_time(field_text(f.get("CreationTimeUTC"), el, "CreationTimeUTC"))
     if created is None:
         raise ParseError("CloudVmReplicaPoint: no CreationTimeUTC")
-    return ReplicaPoint(id=_entity_id(el), name=el.get("Name") or "", created=created)
+    name = el.get("Name") or ""
+    return ReplicaPoint(
+        id=_entity_id(el),
+        name=name,
+        created=created,
+        vm=_point_vm(el, field_text(f.get("VmName"), el, "VmName", False), name),
+        backup_server=_backup_server(el),
+        state=field_text(f.get("State"), el, "State", False),
+    )
+
+
+def _point_vm(el: ET.Element, vm_name: str, name: str) -> str:
+    # The XSD has a VmName child, but the documentation's examples omit it: the VmDisplayName attribute,
+    # the Up link to the point's CloudReplica (named after the VM) and the name before '@' say the same.
+    if vm_name:
+        return vm_name
+    if el.get("VmDisplayName"):
+        return el.get("VmDisplayName") or ""
+    for link in links(el):
+        if link.get("Rel") == "Up" and link.get("Type") == "CloudReplicaReference" and link.get("Name"):
+            return link.get("Name") or ""
+    return name.rpartition("@")[0]
 
 
 def parse_replica_point(body: bytes) -> ReplicaPoint:

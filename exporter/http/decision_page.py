@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.http.status import CSS, e
+from exporter.http.page_parts import CSS, e
 
 HEADERS = {
     "Cache-Control": "no-store",

@@ -7,51 +7,22 @@ is HTML-escaped.
 
 from __future__ import annotations
 
-import html
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
 from exporter.em.model import Plan, Session, VmTask
 from exporter.em.timefmt import point_time_from_name
+from exporter.http.page_parts import CSS, e
+from exporter.http.page_parts import age as _age
+from exporter.http.page_parts import table as _table
+from exporter.http.page_parts import ts as _ts
+from exporter.http.status_readiness import readiness_section
 from exporter.polling.snapshot import Snapshot
 
 REFRESH_SECONDS = 10
 MAX_VM_ROWS = 2000  # a page for people: beyond this, the dashboards
-
-CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
-h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.15em;margin:1.4em 0 .4em} h3{font-size:1em;margin:1em 0 .3em}
-table{border-collapse:collapse;background:#fff;margin-bottom:.5em} td,th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}
-th{background:#eee} .muted{color:#777} .bar{width:12em;height:.9em;background:#e3e3e3;border-radius:3px;overflow:hidden;display:inline-block;vertical-align:middle}
-.fill{display:block;height:100%;background:#3b82f6} td.p{white-space:nowrap} .ok{color:#15803d;font-weight:600} .warn{color:#b45309;font-weight:600}
-.bad{color:#b91c1c;font-weight:600} .run{color:#1d4ed8;font-weight:600} .badge{padding:.1em .5em;border-radius:3px;color:#fff}
-.badge.up{background:#15803d} .badge.down{background:#b91c1c}
-"""
-
-
-def e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _ts(ts: float | None) -> str:
-    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(max(0, seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    parts = [f"{d}d"] if d else []
-    if h or d:
-        parts.append(f"{h}h")
-    parts.append(f"{m}m" if (m or h or d) else f"{s}s")
-    return " ".join(parts)
 
 
 def _cls(state: str, result: str) -> str:
@@ -67,11 +38,6 @@ def _cls(state: str, result: str) -> str:
 def _bar(ratio: float) -> str:
     pct = max(0.0, min(100.0, ratio * 100))
     return f'<span class="bar" title="{pct:.0f}%"><span class="fill" style="width:{pct:.0f}%"></span></span> {pct:.0f}%'
-
-
-def _table(headers: Iterable[str], rows: Iterable[str]) -> str:
-    head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _vm_rows(session: Session, snap: Snapshot, budget: list[int]) -> list[str]:
@@ -203,6 +169,7 @@ def render(
     parts = [
         f"<h2>Plans</h2>{_table(['Plan', 'Backup server', 'Tenant', 'VMs', 'State', 'Result', 'Progress', 'Started', 'Duration'], plan_rows)}"
     ]
+    parts.append(readiness_section(snap, now))
     budget = [MAX_VM_ROWS]
     # running sessions first: that is what someone opening this page during a disaster looks for
     for s in sorted(snap.sessions, key=lambda x: (not x.active, x.backup_server, x.plan)):

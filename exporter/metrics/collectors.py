@@ -16,6 +16,7 @@ from exporter import __version__
 from exporter.em.errors import REASONS
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask, plan_name_conflicts
 from exporter.em.timefmt import point_time_from_name
+from exporter.metrics.readiness import readiness_families
 from exporter.metrics.textformat import RowGauge
 from exporter.polling.snapshot import Snapshot, Store
 
@@ -107,9 +108,11 @@ class FailoverCollector(Collector):
 
 
 def failover_families(snap: Snapshot) -> Iterator[Metric]:
-    yield from _plan_families(_unique_plans(snap.plans))
+    plans = _unique_plans(snap.plans)
+    yield from _plan_families(plans)
     yield _conflict_family(snap.plans)
     yield from _session_families(snap)
+    yield from readiness_families(snap, plans)
 
 
 def _unique_plans(plans: Iterable[Plan]) -> list[Plan]:

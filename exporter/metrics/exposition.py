@@ -9,16 +9,17 @@ first scrape of a format renders inline.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.em.model import Plan, Session
 from exporter.metrics import textformat
 from exporter.metrics.collectors import FailoverCollector, failover_families
 from exporter.metrics.offload import Chunks, Offload
@@ -38,19 +39,28 @@ class Split:
     failover: FailoverCollector
 
 
-def render_failover(
-    plans: tuple[Plan, ...],
-    sessions: tuple[Session, ...],
-    restore_points: dict[str, float],
-    openmetrics: bool,
-    head: bytes,
-) -> Chunks:
+def render_failover(data: dict[str, Any], openmetrics: bool, head: bytes) -> Chunks:
     """In the helper process: the whole exposition, from `head` (the families rendered in the serving
-    process) and the failover families of this data, as chunks the helper sends one after the other."""
+    process) and the failover families of this snapshot data (`failover_data`), as chunks the helper
+    sends one after the other."""
     registry = CollectorRegistry(auto_describe=False)
-    snap = Snapshot(plans=plans, sessions=sessions, restore_points=restore_points, last_success=0.0)
+    snap = Snapshot(last_success=0.0, **data)
     registry.register(textformat.Families(failover_families(snap)))
     return Chunks([head, *textformat.encode_parts(registry, openmetrics, eof=openmetrics)])
+
+
+def failover_data(snap: Snapshot) -> dict[str, Any]:
+    """What the failover families read of a snapshot, in types pickle takes (no mapping proxies)."""
+    r = snap.readiness
+    return {
+        "plans": snap.plans,
+        "sessions": snap.sessions,
+        "restore_points": dict(snap.restore_points),
+        "plan_vm_changes": dict(snap.plan_vm_changes),
+        "readiness": dataclasses.replace(
+            r, latest=dict(r.latest), rpo=dict(r.rpo), read_errors=dict(r.read_errors)
+        ),
+    }
 
 
 class Exposition:
@@ -128,15 +138,14 @@ class Exposition:
         if split is None or self.offload is None or textformat.encoder_for(content_type) is None:
             return encoder(self.registry)
         snap = split.failover.current()
-        if sum(len(s.tasks) for s in snap.sessions) < self.offload.render_min_tasks:
+        rows = sum(len(s.tasks) for s in snap.sessions) + sum(len(p.vms) for p in snap.plans)
+        if rows < self.offload.render_min_tasks:
             return encoder(self.registry)
         # The failover families (nearly all the bytes) in the helper process; the rest here. The full
         # registry lists the failover collector last, so the two parts join to the same exposition.
         openmetrics = content_type.startswith("application/openmetrics-text")
         head = textformat.encode(split.others, openmetrics, eof=False)
-        body = self.offload.run(
-            render_failover, snap.plans, snap.sessions, dict(snap.restore_points), openmetrics, head
-        )
+        body = self.offload.run(render_failover, failover_data(snap), openmetrics, head)
         return body if isinstance(body, bytes) else b"".join(body)  # inline: the chunks joined here
 
     def _render_step(self) -> None:

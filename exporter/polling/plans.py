@@ -22,6 +22,9 @@ class PlanBook:
         self.plans: tuple[Plan, ...] = ()
         self.read_at: float | None = None
         self._conflicts: dict[str, dict[str, int]] = {}
+        # (backup server, plan name) -> reads that found its VM list changed: a VM added to or taken out
+        # of a plan changes what a failover brings up
+        self.vm_list_changes: dict[tuple[str, str], int] = {}
 
     def due(self, now: float) -> bool:
         return self.read_at is None or now - self.read_at >= self.refresh_seconds
@@ -33,7 +36,14 @@ class PlanBook:
     def read(self, now: float) -> list[tuple[str, str]]:
         """Read the plans; returns one problem per plan EM sent that could not be read."""
         plans, errors = self.client.plans()
+        before = {(p.backup_server, p.name): set(p.vms) for p in self.plans}
         self.plans = tuple(plans)
+        if self.read_at is not None:
+            for p in self.plans:
+                key = (p.backup_server, p.name)
+                if key in before and before[key] != set(p.vms):
+                    self.vm_list_changes[key] = self.vm_list_changes.get(key, 0) + 1
+                    log.info("the VMs of plan %r on %r changed", p.name, p.backup_server)
         self.read_at = now
         conflicts = plan_name_conflicts(self.plans)
         if conflicts != self._conflicts:

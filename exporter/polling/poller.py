@@ -59,8 +59,8 @@ class Poller:
     def poll_once(self) -> Snapshot:
         started = self.clock()
         t0 = time.monotonic()
-        stats = self.client.stats.copy()
-        before, charged_before = sum(stats.requests.values()), stats.charged
+        stats = self.client.stats
+        before, charged_before = stats.polled, stats.polled_charged
         since = self.window.since(started, self._last_success_start, self._latest.values())
         try:
             if self.window.quiet(self._latest.values()) and self.window.nothing_new(since):
@@ -91,6 +91,7 @@ class Poller:
             poll_requests=self._requests_since(before),
             poll_errors=dict(self._poll_errors),
             em=self.client.stats.copy(),
+            plan_vm_changes=MappingProxyType(dict(self.plans.vm_list_changes)),
         )
 
     def _full_poll(self, now: float, since: float, charged_before: int) -> list[Problem]:
@@ -119,11 +120,11 @@ class Poller:
     def _spare(self, budget: int, charged_before: int) -> int:
         """Point queries this poll may still make: what its count, pages and plans left of the budget
         (a logon, once per EM session, is not charged), and at most point_queries_per_poll."""
-        used = self.client.stats.charged - charged_before
+        used = self.client.stats.polled_charged - charged_before
         return min(self.settings.point_queries_per_poll, budget - used)
 
     def _requests_since(self, before: int) -> int:
-        return self.client.stats.total - before
+        return self.client.stats.polled - before
 
     def _publish_failure(self, reason: str, message: str, t0: float, before: int) -> Snapshot:
         # Keep the last known data: a blind exporter says so through veeam_em_up and the last-success

@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from exporter.em.model import Plan, Session
 from exporter.em.stats import RequestStats
+from exporter.polling.readiness_state import Readiness
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 
@@ -29,6 +30,9 @@ class Snapshot:
     poll_requests: int = 0  # EM requests the last poll made
     poll_errors: Mapping[str, int] = field(default_factory=dict)  # reason -> polls that failed for it
     em: RequestStats = field(default_factory=RequestStats)
+    # (backup server, plan name) -> plan reads that found its VM list changed
+    plan_vm_changes: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    readiness: Readiness = field(default_factory=Readiness)  # each plan VM's newest replica point
 
     def replace(self, **changes: object) -> Snapshot:
         return dataclasses.replace(self, generation=self.generation + 1, **changes)  # type: ignore[arg-type]

@@ -64,6 +64,7 @@ class Simulator:
             Route("/_sim/faults", plain(control_routes.set_faults), methods=["POST"]),
             Route("/_sim/expire-tokens", plain(control_routes.expire_tokens), methods=["POST"]),
             Route("/_sim/stats", plain(control_routes.stats), methods=[em]),
+            Route("/_sim/replica-state", plain(control_routes.set_replica_state), methods=["POST"]),
         ]
         self.app = Starlette(routes=routes)
 

@@ -118,17 +118,14 @@ async def session(sim: Simulator, request: Request, caller: Logon) -> Response:
 
 async def points(sim: Simulator, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
-    pts = list(sim.world.points.values())
+    pts = sim.world.replica_points()
     item = sim.profile.point_item
     digits = sim.profile.time_digits
     if request.query_params.get("format", "").lower() == "entity":
-        return sim.respond(
-            request,
-            ("CloudVmReplicaPoints", {}, [render.point_entity(base, p, item, digits) for p in pts]),
-            collection_item=item,
-        )
+        nodes = [render.point_entity(base, p, item, digits, state) for p, state in pts]
+        return sim.respond(request, ("CloudVmReplicaPoints", {}, nodes), collection_item=item)
     return sim.respond(
-        request, ("EntityReferences", {}, [render.point_ref(base, p) for p in pts]), collection_item="Ref"
+        request, ("EntityReferences", {}, [render.point_ref(base, p) for p, _ in pts]), collection_item="Ref"
     )
 
 
@@ -138,12 +135,13 @@ async def point(sim: Simulator, request: Request, caller: Logon) -> Response:
         if not found:
             return sim.error(request, 404, "Replica point not found.")
         return sim.respond(request, found[0][1])
-    p = sim.world.points.get(request.path_params["id"])
-    if p is None:
+    found_here = sim.world.replica_points([request.path_params["id"]])
+    if not found_here:
         return sim.error(request, 404, "Replica point not found.")
+    p, state = found_here[0]
     base = sim.base(request)
     if request.query_params.get("format", "").lower() == "entity":
-        return sim.respond(request, render.point_entity(base, p, digits=sim.profile.time_digits))
+        return sim.respond(request, render.point_entity(base, p, digits=sim.profile.time_digits, state=state))
     return sim.respond(request, render.point_ref(base, p))
 
 

@@ -42,3 +42,22 @@ async def stats(sim: Simulator, request: Request) -> Response:
                 "logons": len(sim.world.logons),
             }
         )
+
+
+async def set_replica_state(sim: Simulator, request: Request) -> Response:
+    """`{"plan": name, "state": "Ready"|"Failback"|"PermanentFailover"|...}`: what an undo, a failback
+    or a permanent failover does to the plan VMs' newest points (EM has no failback call of its own)."""
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return JSONResponse({"error": "body must be JSON"}, status_code=400)
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("plan"), str)
+        or not isinstance(data.get("state"), str)
+    ):
+        return JSONResponse({"error": "body must be {plan: name, state: State}"}, status_code=400)
+    n = sim.world.set_replica_state(data["plan"], data["state"])
+    if not n:
+        return JSONResponse({"error": "no such plan, or its VMs have no point"}, status_code=404)
+    return JSONResponse({"ok": True, "vms": n})

@@ -6,6 +6,8 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -15,8 +17,8 @@ from starlette.responses import Response
 from exporter.simulator import render
 from exporter.simulator.answers import wants_json
 from exporter.simulator.logons import Logon
+from exporter.simulator.points import Point
 from exporter.simulator.query import FilterError, Record, compile_filter
-from exporter.simulator.sessions import Point
 from exporter.simulator.views import SessionView
 
 if TYPE_CHECKING:
@@ -33,9 +35,12 @@ async def query(sim: Simulator, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
     entities = q.get("format", "References").lower() == "entities"
     digits = sim.profile.time_digits
-    items: list[tuple[Record, render.Node]]
+    # a node, or how to make it: 100,000 points are filtered and sorted by record, and only the page
+    # asked for is rendered
+    items: list[tuple[Record, render.Node | Callable[[], render.Node]]]
     if sim.replay is not None and qtype in CLOUD_QUERY_TYPES:
-        items, collection, item_name = _replayed(sim, qtype, entities, q.get("filter", ""))
+        replayed, collection, item_name = _replayed(sim, qtype, entities, q.get("filter", ""))
+        items = list(replayed)
     elif qtype == "cloudfailoversession":
         items = [
             (
@@ -46,14 +51,15 @@ async def query(sim: Simulator, request: Request, caller: Logon) -> Response:
         ]
         collection, item_name = "CloudFailoverSessions", "CloudFailoverSession"
     elif qtype == "cloudvmreplicapoint":
+        item = sim.profile.point_item
         items = [
             (
-                _point_record(p),
-                render.point_entity(base, p, sim.profile.point_item, digits)
+                _point_record(p, state),
+                partial(render.point_entity, base, p, item, digits, state)
                 if entities
-                else render.point_ref(base, p),
+                else partial(render.point_ref, base, p),
             )
-            for p in _point_candidates(sim, q.get("filter", ""))
+            for p, state in _point_candidates(sim, q.get("filter", ""))
         ]
         collection, item_name = "CloudVmReplicaPoints", sim.profile.point_item
     elif qtype == "cloudfailoverplan":
@@ -104,7 +110,7 @@ async def query(sim: Simulator, request: Request, caller: Logon) -> Response:
     params = {k: v for k, v in q.items() if k not in ("page", "pageSize")}
     prefix = f"{base}/query?{urlencode(params)}&pageSize={page_size}&page="
     node = render.query_result(
-        [n for _, n in chosen],
+        [n() if callable(n) else n for _, n in chosen],
         collection if entities else None,
         page,
         page_size,
@@ -129,13 +135,11 @@ def _replayed(
     return sim.replay.plan_items(entities), "CloudFailoverPlans", "CloudFailoverPlan"
 
 
-def _point_candidates(sim: Simulator, flt: str) -> list[Point]:
+def _point_candidates(sim: Simulator, flt: str) -> list[tuple[Point, str]]:
     ids = _uid_ids(flt)
-    if ids is None:
-        return list(sim.world.points.values())
-    if not sim.profile.point_query_by_uid:
+    if ids is not None and not sim.profile.point_query_by_uid:
         return []
-    return [sim.world.points[i] for i in ids if i in sim.world.points]
+    return sim.world.replica_points(ids)
 
 
 def _uid_ids(flt: str) -> list[str] | None:
@@ -159,14 +163,14 @@ def _session_record(s: SessionView) -> Record:
     }
 
 
-def _point_record(p: Point) -> Record:
+def _point_record(p: Point, state: str) -> Record:
     return {
         "uid": f"urn:veeam:CloudVmReplicaPoint:{p.id}",
         "name": p.name,
         "vmname": p.vm,
         "creationtime": p.created,
         "pointtype": "Increment",
-        "state": "Ready",
+        "state": state,
     }
 
 

@@ -12,8 +12,8 @@ from xml.sax.saxutils import escape, quoteattr
 from exporter.simulator.scenario import stable_id
 
 if TYPE_CHECKING:  # what is rendered; the renderers need none of it at run time
+    from exporter.simulator.points import Point
     from exporter.simulator.scenario import PlanSpec
-    from exporter.simulator.sessions import Point
     from exporter.simulator.tasks import SimTask
     from exporter.simulator.views import SessionView
 
@@ -254,19 +254,21 @@ def session_entity(base: str, s: SessionView, digits: int = 3) -> Node:
     href = f"{base}/cloud/failoverSessions/{s.id}"
     tasks: list[Node] = []
     for t in s.tasks:
-        task_children: list[Node] = [
-            (
-                "VmReplicaPointLink",
-                {
-                    "Href": f"{base}/cloud/vmReplicaPoints/{t.point_id}",
-                    "Name": t.point_name,
-                    "Type": "CloudVmReplicaPointReference",
-                    "Rel": "Related",
-                },
-                None,
-            ),
-            _leaf("CreationTimeUTC", em_time(t.creation_time, digits)),
-        ]
+        task_children: list[Node] = []
+        if t.point_id is not None:
+            task_children.append(
+                (
+                    "VmReplicaPointLink",
+                    {
+                        "Href": f"{base}/cloud/vmReplicaPoints/{t.point_id}",
+                        "Name": t.point_name,
+                        "Type": "CloudVmReplicaPointReference",
+                        "Rel": "Related",
+                    },
+                    None,
+                )
+            )
+        task_children.append(_leaf("CreationTimeUTC", em_time(t.creation_time, digits)))
         if t.end_time is not None:
             task_children.append(_leaf("EndTimeUTC", em_time(t.end_time, digits)))
         task_children += [_leaf("State", t.state), _leaf("Result", t.result), _leaf("Progress", t.progress)]
@@ -322,7 +324,9 @@ def session_ref(base: str, s: SessionView) -> Node:
     )
 
 
-def point_entity(base: str, p: Point, item_name: str = "CloudVmReplicaPoint", digits: int = 3) -> Node:
+def point_entity(
+    base: str, p: Point, item_name: str = "CloudVmReplicaPoint", digits: int = 3, state: str = "Ready"
+) -> Node:
     href = f"{base}/cloud/vmReplicaPoints/{p.id}"
     return (
         item_name,
@@ -349,7 +353,7 @@ def point_entity(base: str, p: Point, item_name: str = "CloudVmReplicaPoint", di
             _leaf("CreationTimeUTC", em_time(p.created, digits)),
             _leaf("VmName", p.vm),
             _leaf("PointType", "Increment"),
-            _leaf("State", "Ready"),
+            _leaf("State", state),
         ],
     )
 

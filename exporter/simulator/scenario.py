@@ -22,6 +22,7 @@ from exporter.simulator.profiles import PROFILES, EMProfile, get_profile
 from exporter.simulator.views import SessionView, TaskView
 
 RESULTS = ("Success", "Warning", "Failed")
+REPLICATION = ("running", "stopped", "never")
 # EM roles a simulated user can have. "none": the logon itself is refused (403); "restore_operator":
 # logged on, but the Cloud Connect resources answer 403 (an action outside the role).
 ROLES = ("portal_administrator", "restore_operator", "none")
@@ -45,6 +46,10 @@ class VmSpec:
     restore_point_age: float = 3600.0
     fail_at: float = 0.5  # a Failed VM stops at this fraction of its duration
     stall_at_progress: int | None = None  # the VM stays Working at this progress, for stall tests
+    # its replica points (replication.py): running (one every replication_interval), stopped (no new
+    # one after the start: the newest ages), never (no point at all)
+    replication: str = "running"
+    replication_interval: float | None = None  # None: the scenario's point_interval
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,9 @@ class PlanSpec:
     vm_stagger: float = 30.0
     start_at: float | None = None  # start a session this many scenario seconds after the simulator starts
     repeat_every: float | None = None
-    history: tuple[tuple[float, str], ...] = ()  # past sessions: (seconds ago, result of every VM)
+    # past sessions: (seconds ago, result of every VM, whether its VMs still run from their replicas)
+    history: tuple[tuple[float, str, bool], ...] = ()
+    undo_after: float | None = None  # each failover of the plan is undone this long after its start
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,15 @@ def _vm(d: Any, where: str) -> VmSpec:
     assert fail_at is not None
     if fail_at > 1:
         raise ScenarioError(f"{where}.fail_at: must be between 0 and 1")
+    replication = d.get("replication", "running")
+    if replication not in REPLICATION:
+        raise ScenarioError(f"{where}.replication: must be one of {', '.join(REPLICATION)}")
+    if d.get("replication_interval_seconds") == 0:
+        raise ScenarioError(f"{where}.replication_interval_seconds: must be more than 0")
     return VmSpec(
         name=str(_req(d, "name", where)),
+        replication=str(replication),
+        replication_interval=_num(d, "replication_interval_seconds", where, None),
         duration=max(1.0, _num(d, "duration_seconds", where, 300.0) or 1.0),
         result=_result(d.get("result", "Success"), f"{where}.result"),
         restore_point_age=_num(d, "restore_point_age_seconds", where, 3600.0) or 0.0,
@@ -163,7 +177,10 @@ def _plan(d: Any, where: str) -> PlanSpec:
         ago = _num(h, "ago_seconds", f"{where}.history[{i}]", None)
         if ago is None:
             raise ScenarioError(f"{where}.history[{i}]: missing 'ago_seconds'")
-        history.append((ago, _result(h.get("result", "Success"), f"{where}.history[{i}].result")))
+        in_dr = h.get("in_dr", False)
+        if not isinstance(in_dr, bool):
+            raise ScenarioError(f"{where}.history[{i}].in_dr: must be true or false")
+        history.append((ago, _result(h.get("result", "Success"), f"{where}.history[{i}].result"), in_dr))
     return PlanSpec(
         name=name,
         id=str(d.get("id") or stable_id("plan", server, name)),
@@ -174,6 +191,7 @@ def _plan(d: Any, where: str) -> PlanSpec:
         start_at=_num(d, "start_at_seconds", where, None),
         repeat_every=_num(d, "repeat_every_seconds", where, None),
         history=tuple(history),
+        undo_after=_num(d, "undo_after_seconds", where, None),
     )
 
 
@@ -214,7 +232,7 @@ def _fixed_session(d: Any, where: str, servers: dict[str, str]) -> FixedSession:
         end_time=_time(d.get("end_time"), f"{where}.end_time"),
         tasks=tuple(t for t, _ in tasks),
     )
-    return FixedSession(view=view, point_times={t.point_id: when for t, when in tasks})
+    return FixedSession(view=view, point_times={t.point_id: when for t, when in tasks if t.point_id})
 
 
 def scenario_from_dict(d: Any, name: str = "scenario") -> Scenario:

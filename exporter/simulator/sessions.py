@@ -3,31 +3,13 @@ the clock to any moment of a failover and get a deterministic answer; and the re
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass
 
-from exporter.simulator.scenario import PlanSpec, Scenario, VmSpec, stable_id
+from exporter.simulator.points import Point
+from exporter.simulator.scenario import PlanSpec, Scenario, VmSpec
 from exporter.simulator.views import SessionView, TaskView
 
 _RANK = {"Success": 0, "Warning": 1, "Failed": 2}
-
-
-@dataclass(frozen=True)
-class Point:
-    id: str
-    vm: str
-    plan_id: str
-    backup_server: str
-    created: float
-    fraction: bool = False  # the name carries microseconds, as EM 13 writes it
-
-    @property
-    def name(self) -> str:
-        whole = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(self.created)))
-        if self.fraction:
-            return f"{self.vm}@{whole}.{round((self.created % 1) * 1e6):06d}"
-        return f"{self.vm}@{whole}"
 
 
 @dataclass
@@ -37,7 +19,7 @@ class DynamicSession:
     id: str
     plan: PlanSpec
     started: float
-    points: dict[str, Point]  # vm name -> the point it fails over to
+    points: dict[str, Point | None]  # vm name -> the point it fails over to (None: it has none)
     results: dict[str, str] | None = None  # per-VM override (history sessions)
 
     def view(self, now: float, scale: float) -> SessionView:
@@ -49,11 +31,13 @@ class DynamicSession:
         all_done = True
         for i, vm in enumerate(self.plan.vms):
             begin = i * self.plan.vm_stagger
-            result = (self.results or {}).get(vm.name, vm.result)
+            point = self.points.get(vm.name)
+            # a VM never replicated has nothing to fail over to
+            result = "Failed" if point is None else (self.results or {}).get(vm.name, vm.result)
             if elapsed < begin:
                 all_done = False
                 continue
-            t = _vm_task(vm, result, begin, elapsed, self.started, scale, self.points[vm.name])
+            t = _vm_task(vm, result, begin, elapsed, self.started, scale, point)
             tasks.append(t)
             progress_sum += t.progress
             if t.state == "Stopped":
@@ -85,7 +69,7 @@ class DynamicSession:
 
 
 def _vm_task(
-    vm: VmSpec, result: str, begin: float, elapsed: float, started: float, scale: float, point: Point
+    vm: VmSpec, result: str, begin: float, elapsed: float, started: float, scale: float, point: Point | None
 ) -> TaskView:
     run = elapsed - begin
     starting = min(10.0, vm.duration * 0.1)
@@ -110,36 +94,9 @@ def _vm_task(
         progress=progress,
         creation_time=created,
         end_time=end,
-        point_id=point.id,
-        point_name=point.name,
+        point_id=None if point is None else point.id,
+        point_name=None if point is None else point.name,
     )
-
-
-def _micro(*parts: object) -> float:
-    return (uuid.uuid5(uuid.NAMESPACE_OID, "/".join(map(str, parts))).int % 999_999 + 1) / 1e6
-
-
-def scenario_points(scenario: Scenario, born: float) -> dict[tuple[str, str], list[Point]]:
-    """(plan id, VM) -> its replica points, newest first: one every point_interval, the newest
-    restore_point_age before `born`; whole seconds, or (EM 13) with a stable microsecond fraction."""
-    fraction = scenario.profile.point_name_fraction
-    out: dict[tuple[str, str], list[Point]] = {}
-    for plan in scenario.plans:
-        for vm in plan.vms:
-            newest = born - vm.restore_point_age
-            out[(plan.id, vm.name)] = [
-                Point(
-                    id=stable_id("point", plan.id, vm.name, str(k)),
-                    vm=vm.name,
-                    plan_id=plan.id,
-                    backup_server=plan.backup_server,
-                    created=float(int(newest - k * scenario.point_interval))
-                    + (_micro(plan.id, vm.name, k) if fraction else 0.0),
-                    fraction=fraction,
-                )
-                for k in range(scenario.points_per_vm)
-            ]
-    return out
 
 
 def fixed_session_points(scenario: Scenario) -> list[Point]:
@@ -149,6 +106,8 @@ def fixed_session_points(scenario: Scenario) -> list[Point]:
     for fixed in scenario.sessions:
         plan = plan_by_name[fixed.view.plan]
         for t in fixed.view.tasks:
+            if t.point_id is None:
+                continue
             out.append(
                 Point(
                     id=t.point_id,

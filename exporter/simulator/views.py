@@ -13,8 +13,8 @@ class TaskView:
     progress: int
     creation_time: float | None
     end_time: float | None
-    point_id: str
-    point_name: str
+    point_id: str | None  # None: the VM has no replica point
+    point_name: str | None
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from exporter.simulator.collection import Collections
 from exporter.simulator.faults import Faults
 from exporter.simulator.logons import Logon, Logons
+from exporter.simulator.points import Point
+from exporter.simulator.replication import Replication
 from exporter.simulator.scenario import PlanSpec, Scenario, stable_id
-from exporter.simulator.sessions import DynamicSession, Point, fixed_session_points, scenario_points
+from exporter.simulator.sessions import DynamicSession, fixed_session_points
 from exporter.simulator.tasks import SimTask, Tasks
 from exporter.simulator.views import SessionView
 
@@ -41,7 +43,6 @@ class World:
             raise ValueError(f"scenario faults: {exc}") from None
         self.born = clock()
         self.plans: dict[str, PlanSpec] = {p.id: p for p in scenario.plans}
-        self.points: dict[str, Point] = {}
         self.dynamic: dict[str, DynamicSession] = {}
         self.logon_book = Logons(scenario, clock, self.lock)
         self.logons = self.logon_book.by_token  # token -> logon session
@@ -55,20 +56,11 @@ class World:
         self.queries: collections.deque[str] = collections.deque(maxlen=500)  # decoded /api/query strings
         self.requests: collections.Counter[str] = collections.Counter()  # "METHOD route" -> count
         self._next_start: dict[str, float] = {}
-        self._points_by_vm = scenario_points(scenario, self.born)
-        for pts in self._points_by_vm.values():
-            self.points.update((p.id, p) for p in pts)
+        self.replication = Replication(scenario, self.born, self.lock)
+        self.points = self.replication.points  # point id -> point, as the backup servers have them
+        self._points_by_vm = self.replication.by_vm
         for plan in scenario.plans:
-            for k, (ago, result) in enumerate(plan.history):
-                sid = stable_id("history", plan.id, str(k))
-                started = self.born - ago
-                self.dynamic[sid] = DynamicSession(
-                    id=sid,
-                    plan=plan,
-                    started=started,
-                    points=self._choose_points(plan, started),
-                    results={vm.name: result for vm in plan.vms},
-                )
+            self.dynamic.update(history_sessions(plan, self.born, self.replication))
             if plan.start_at is not None:
                 self._next_start[plan.id] = self.born + plan.start_at / scenario.time_scale
         self.points.update((p.id, p) for p in fixed_session_points(scenario))
@@ -106,13 +98,6 @@ class World:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def _choose_points(self, plan: PlanSpec, before: float) -> dict[str, Point]:
-        chosen = {}
-        for vm in plan.vms:
-            pts = self._points_by_vm[(plan.id, vm.name)]  # newest first
-            chosen[vm.name] = next((p for p in pts if p.created < before), pts[-1])
-        return chosen
-
     def _materialize(self, now: float) -> None:
         """Start the sessions a scenario schedules, up to `now`."""
         for plan_id, at in list(self._next_start.items()):
@@ -127,9 +112,10 @@ class World:
 
     def _new_session(self, plan: PlanSpec, started: float, start_date: float | None) -> DynamicSession:
         sid = str(uuid.uuid4())
-        points = self._choose_points(plan, start_date if start_date is not None else started)
+        points = self.replication.choose(plan, start_date if start_date is not None else started)
         session = DynamicSession(id=sid, plan=plan, started=started, points=points)
         self.dynamic[sid] = session
+        self.replication.failover(plan, started, points, {})
         return session
 
     def add_session(self, plan_name: str, started: float) -> str:
@@ -145,6 +131,7 @@ class World:
         scale = self.scenario.time_scale
         with self.lock:
             self._materialize(now)
+            self.replication.advance(now, self.plans)
             views = []
             for s in self.dynamic.values():
                 # what EM shows: the backup server's state when EM last collected it (live: now)
@@ -154,6 +141,22 @@ class World:
         views.extend(f.view for f in self.scenario.sessions)
         views.sort(key=lambda v: (v.creation_time or 0.0, v.id))
         return views
+
+    def replica_points(self, ids: list[str] | None = None) -> list[tuple[Point, str]]:
+        """The points EM shows now (those its last collection from their backup server found), each with
+        its State as of then; all of them, or those of these IDs."""
+        now = self.clock()
+        with self.lock:
+            self._materialize(now)
+            self.replication.advance(now, self.plans)
+            return self.replication.visible(ids, lambda server: self.collections.as_of(server, now))
+
+    def set_replica_state(self, plan_name: str, state: str) -> int:
+        """The newest point of each VM of the named plan takes this State now (undo: Ready; a failback;
+        a permanent failover). How many VMs."""
+        with self.lock:
+            plan = next((p for p in self.plans.values() if p.name == plan_name), None)
+            return 0 if plan is None else self.replication.set_plan_state(plan, self.clock(), state)
 
     def session(self, session_id: str) -> SessionView | None:
         return next((s for s in self.sessions() if s.id == session_id), None)
@@ -188,6 +191,20 @@ class World:
 
     def delete_task(self, task_id: str, caller: Logon) -> bool:
         return self.task_book.delete(task_id, caller)
+
+
+def history_sessions(plan: PlanSpec, born: float, replication: Replication) -> dict[str, DynamicSession]:
+    """The plan's past failover sessions (the scenario's `history`); one `in_dr` left its VMs in DR."""
+    out = {}
+    for k, (ago, result, in_dr) in enumerate(plan.history):
+        sid = stable_id("history", plan.id, str(k))
+        started = born - ago
+        results = {vm.name: result for vm in plan.vms}
+        chosen = replication.choose(plan, started)
+        out[sid] = DynamicSession(sid, plan, started, chosen, results)
+        if in_dr:
+            replication.failover(plan, started, chosen, results)
+    return out
 
 
 @dataclass

@@ -116,12 +116,21 @@ def test_rendered_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
     assert config.listen_address == "0.0.0.0:9849"
     full = values("actions-values.yaml")
     (cm,) = [c for c in by_kind(full, "ConfigMap") if "config.yaml" in c["data"]]
-    rendered_actions = yaml.safe_load(cm["data"]["config.yaml"])["actions"]
+    rendered = yaml.safe_load(cm["data"]["config.yaml"])
+    assert rendered["readiness"] == {
+        "enabled": True,
+        "rpo_seconds": 7200,
+        "interval_seconds": 300,
+        "plans": {"ACME full site failover": {"rpo_seconds": 900}},
+    }
+    rendered_actions = rendered["actions"]
     assert rendered_actions["plans"] == {
         "Globex DR plan": {"restore_point_min_age_minutes": 120},
         "ACME DR drill": {"approval": "none"},
     }
     assert rendered_actions["approval"] == "required" and rendered_actions["max_starts_per_hour"] == 3
+    readiness = build_config({"em": data["em"], "readiness": rendered["readiness"]}, {}, env={}).readiness
+    assert readiness.rpo_for("ACME full site failover", "x") == 900.0
     assert rendered_actions["notifications"] == [
         {
             "name": "chat",
@@ -206,6 +215,7 @@ def test_secrets_appear_only_in_secret_objects() -> None:
         ({"em": {"url": "ftp://em"}}, "at '/em/url': 'ftp://em' does not match pattern"),
         ({"service": {"port": "http"}}, "at '/service/port': got string, want integer"),
         ({"logLevel": "loud"}, "at '/logLevel': value must be one of"),
+        ({"readiness": {"plans": {"P": {"rpo": 60}}}}, "at '/readiness/plans/P'"),
         ({"serviceMonitr": {"enabled": True}}, "additional properties 'serviceMonitr' not allowed"),
         ({"actions": {"tokens": {"am": "short"}}}, "minLength: got 5, want 16"),
         ({"actions": {"allowedPlans": "ACME"}}, "at '/actions/allowedPlans': got string, want array"),

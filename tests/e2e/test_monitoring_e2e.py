@@ -4,6 +4,7 @@ evaluated through Prometheus's HTTP API. Each must parse, and return data where 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -15,9 +16,17 @@ import httpx
 import pytest
 import yaml
 
-from exporter.config import ActionSettings, Caller, PollSettings
+from exporter.config import ActionSettings, Caller, PollSettings, ReadinessSettings
 from exporter.secret import Secret
-from tests.helpers import exporter_config, parse_samples, running_exporter, running_sim, series
+from tests.helpers import (
+    RunningExporter,
+    RunningSim,
+    exporter_config,
+    parse_samples,
+    running_exporter,
+    running_sim,
+    series,
+)
 from tests.procs import binary, prometheus
 
 ROOT = Path(__file__).parents[2]
@@ -62,6 +71,24 @@ SCENARIO = {
             "history": [{"ago_seconds": 7200}],
             "vms": [{"name": "initech-erp01", "duration_seconds": 600}],
         },
+        # readiness: failed over 14 hours ago and never undone; a VM whose replication stopped 5 hours
+        # ago (past the default 4-hour RPO); a VM never replicated
+        {
+            "name": "Umbrella DR",
+            "tenant": "Umbrella",
+            "backup_server": "vbr02.example.local",
+            "history": [{"ago_seconds": 14 * 3600, "in_dr": True}],
+            "vms": ["umbrella-web01"],
+        },
+        {
+            "name": "Hooli plan",
+            "tenant": "Hooli",
+            "backup_server": "vbr02.example.local",
+            "vms": [
+                {"name": "hooli-db01", "restore_point_age_seconds": 5 * 3600, "replication": "stopped"},
+                {"name": "hooli-new01", "replication": "never"},
+            ],
+        },
     ],
 }
 # rules that must return data once the failovers above have ended, and those that must not
@@ -72,6 +99,9 @@ FIRING_AT_END = {
     "VeeamFailoverRestorePointTooOld",
     "VeeamFailoverStartRefused",
     "VeeamFailoverStartAccepted",
+    "VeeamFailoverRPOAtRisk",  # pending (for: 10m) is enough: Prometheus evaluated it to true
+    "VeeamFailoverPlanVMUnprotected",
+    "VeeamFailoverVMInDR",
 }
 QUIET_AT_END = {
     "VeeamFailoverStalled",
@@ -204,111 +234,115 @@ def test_every_panel_and_rule_against_a_real_prometheus(tmp_path: Path) -> None:
         task_poll_interval_seconds=0.2,
     )
     poll = PollSettings(active_interval_seconds=1, idle_interval_seconds=1)
-    with (
-        running_sim(SCENARIO) as sim,
-        running_exporter(
-            exporter_config(sim.url, actions=actions, poll=poll), background_polling=True
-        ) as exp,
-    ):
-        sim.clock.now = time.time()
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            "scrape_configs": [
-                {
-                    "job_name": "veeam-failover-exporter",
-                    "static_configs": [{"targets": [exp.url.split("//")[1]]}],
-                }
-            ],
-        }
-        with prometheus(tmp_path / "prom", config) as prom:
+    readiness = ReadinessSettings(interval_seconds=5)
+    with running_sim(SCENARIO) as sim:
+        config = dataclasses.replace(
+            exporter_config(sim.url, actions=actions, poll=poll), readiness=readiness
+        )
+        with running_exporter(config, background_polling=True) as exp:
+            _run(tmp_path, sim, exp)
 
-            def start(plan: str) -> int:
-                return httpx.post(
-                    f"{exp.url}/api/v1/plans/{plan}/start",
-                    json={"start_now": True},
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                ).status_code
 
-            deadline = time.monotonic() + 30  # Prometheus applies new targets after about 5 s
-            while not query(prom, 'up{job="veeam-failover-exporter"} == 1'):
-                assert time.monotonic() < deadline, "Prometheus never scraped the exporter"
-                time.sleep(0.2)
-            sim.clock.now = time.time()
-            sim.world.reschedule(sim.clock.now)  # the failovers begin now that Prometheus watches
-            mid = None
-            deadline = time.monotonic() + 60
-            refused = 0
-            while time.monotonic() < deadline:
-                sim.clock.now = time.time()  # the simulated EM runs on real time here
-                m = parse_samples(httpx.get(exp.url + "/metrics").text)
-                if not any(dict(k)["plan"] == ACME for k in series(m, "veeam_failover_session_info")):
-                    time.sleep(0.2)
-                    continue
-                if refused == 0:
-                    assert start(INITECH) == 202 and start(GLOBEX) == 403
-                    refused = 1
-                working = [v for k, v in series(m, "veeam_failover_vm_progress_ratio").items() if 0 < v < 1]
-                if mid is None and working:
-                    mid = time.time() + 1.5  # a moment Prometheus has scraped by then
-                stopped = [
-                    dict(k)["plan"]
-                    for k, v in series(m, "veeam_failover_session_state").items()
-                    if dict(k)["state"] == "Stopped" and v == 1
-                ]
-                if mid is not None and time.time() > mid + 3 and sorted(stopped) == [ACME, GLOBEX, INITECH]:
-                    break
-                time.sleep(0.3)
-            else:
-                pytest.fail("the failovers did not finish in time")
-            assert start(GLOBEX) == 403  # a second refusal: the counter increases, rate panels have data
-            time.sleep(4)  # scrapes and rule evaluations of the end state
-            assert mid is not None
-
-            failures = []
-            for uid, title, ref, expr in panel_targets():
-                result = query(prom, expr)  # raises if Prometheus cannot parse it
-                if not result and (title, ref) not in EMPTY_AT_END:
-                    failures.append(f"{uid} / {title} / {ref}: no data at the end")
-            for title, ref in EMPTY_AT_END:
-                expr = next(e for _, t, r, e in panel_targets() if (t, r) == (title, ref))
-                if title.startswith(("Failover duration", "Data age")) and not query(prom, expr, at=mid):
-                    failures.append(f"{title} / {ref}: no data mid-failover")
-            at_mid = query(prom, "veeam_failover_vm_progress_ratio", at=mid)
-            assert [r for r in at_mid if 0 < float(r["value"][1]) < 1], (
-                f"no VM mid-way at {mid} (now {time.time()}): {at_mid}"
-            )
-            assert (
-                float(
-                    query(
-                        prom,
-                        'count(max without (state) (veeam_failover_session_state{state!="Stopped"}) == 1)',
-                        at=mid,
-                    )[0]["value"][1]
-                )
-                >= 1
-            )
-            for path in DASHBOARDS:
-                for v in json.loads(path.read_text())["templating"]["list"]:
-                    if v["type"] == "query":
-                        found = re.fullmatch(r"label_values\((.*), (\w+)\)", v["definition"])
-                        assert found, v["definition"]
-                        metric, label = found.groups()
-                        if not query(prom, f"group by ({label}) ({metric})"):
-                            failures.append(f"variable {v['name']}: no values")
-            for group in yaml.safe_load(RULES.read_text())["groups"]:
-                for rule in group["rules"]:
-                    result = query(prom, rule["expr"])
-                    name = rule.get("alert") or rule["record"]
-                    if name in QUIET_AT_END and result:
-                        failures.append(f"{name}: should be quiet, returned {result}")
-                    elif name not in QUIET_AT_END and not result:
-                        failures.append(f"{name}: returned no data")
-                    if "record" in rule and not query(prom, rule["record"]):
-                        failures.append(f"{name}: not recorded by Prometheus")
-            firing = {
-                a["labels"]["alertname"] for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]
+def _run(tmp_path: Path, sim: RunningSim, exp: RunningExporter) -> None:
+    sim.clock.now = time.time()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {
+                "job_name": "veeam-failover-exporter",
+                "static_configs": [{"targets": [exp.url.split("//")[1]]}],
             }
-            assert firing >= FIRING_AT_END, f"not firing: {FIRING_AT_END - firing}"
-            assert not firing & QUIET_AT_END
+        ],
+    }
+    with prometheus(tmp_path / "prom", config) as prom:
+
+        def start(plan: str) -> int:
+            return httpx.post(
+                f"{exp.url}/api/v1/plans/{plan}/start",
+                json={"start_now": True},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ).status_code
+
+        deadline = time.monotonic() + 30  # Prometheus applies new targets after about 5 s
+        while not query(prom, 'up{job="veeam-failover-exporter"} == 1'):
+            assert time.monotonic() < deadline, "Prometheus never scraped the exporter"
+            time.sleep(0.2)
+        sim.clock.now = time.time()
+        sim.world.reschedule(sim.clock.now)  # the failovers begin now that Prometheus watches
+        mid = None
+        deadline = time.monotonic() + 60
+        refused = 0
+        while time.monotonic() < deadline:
+            sim.clock.now = time.time()  # the simulated EM runs on real time here
+            m = parse_samples(httpx.get(exp.url + "/metrics").text)
+            if not any(dict(k)["plan"] == ACME for k in series(m, "veeam_failover_session_info")):
+                time.sleep(0.2)
+                continue
+            if refused == 0:
+                assert start(INITECH) == 202 and start(GLOBEX) == 403
+                refused = 1
+            working = [v for k, v in series(m, "veeam_failover_vm_progress_ratio").items() if 0 < v < 1]
+            if mid is None and working:
+                mid = time.time() + 1.5  # a moment Prometheus has scraped by then
+            stopped = [
+                dict(k)["plan"]
+                for k, v in series(m, "veeam_failover_session_state").items()
+                if dict(k)["state"] == "Stopped" and v == 1
+            ]
+            if mid is not None and time.time() > mid + 3 and {ACME, GLOBEX, INITECH} <= set(stopped):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the failovers did not finish in time")
+        assert start(GLOBEX) == 403  # a second refusal: the counter increases, rate panels have data
+        time.sleep(4)  # scrapes and rule evaluations of the end state
+        assert mid is not None
+
+        failures = []
+        for uid, title, ref, expr in panel_targets():
+            result = query(prom, expr)  # raises if Prometheus cannot parse it
+            if not result and (title, ref) not in EMPTY_AT_END:
+                failures.append(f"{uid} / {title} / {ref}: no data at the end")
+        for title, ref in EMPTY_AT_END:
+            expr = next(e for _, t, r, e in panel_targets() if (t, r) == (title, ref))
+            if title.startswith(("Failover duration", "Data age")) and not query(prom, expr, at=mid):
+                failures.append(f"{title} / {ref}: no data mid-failover")
+        at_mid = query(prom, "veeam_failover_vm_progress_ratio", at=mid)
+        assert [r for r in at_mid if 0 < float(r["value"][1]) < 1], (
+            f"no VM mid-way at {mid} (now {time.time()}): {at_mid}"
+        )
+        assert (
+            float(
+                query(
+                    prom,
+                    'count(max without (state) (veeam_failover_session_state{state!="Stopped"}) == 1)',
+                    at=mid,
+                )[0]["value"][1]
+            )
+            >= 1
+        )
+        for path in DASHBOARDS:
+            for v in json.loads(path.read_text())["templating"]["list"]:
+                if v["type"] == "query":
+                    found = re.fullmatch(r"label_values\((.*), (\w+)\)", v["definition"])
+                    assert found, v["definition"]
+                    metric, label = found.groups()
+                    if not query(prom, f"group by ({label}) ({metric})"):
+                        failures.append(f"variable {v['name']}: no values")
+        for group in yaml.safe_load(RULES.read_text())["groups"]:
+            for rule in group["rules"]:
+                result = query(prom, rule["expr"])
+                name = rule.get("alert") or rule["record"]
+                if name in QUIET_AT_END and result:
+                    failures.append(f"{name}: should be quiet, returned {result}")
+                elif name not in QUIET_AT_END and not result:
+                    failures.append(f"{name}: returned no data")
+                if "record" in rule and not query(prom, rule["record"]):
+                    failures.append(f"{name}: not recorded by Prometheus")
+        firing = {
+            a["labels"]["alertname"] for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]
+        }
+        assert firing >= FIRING_AT_END, f"not firing: {FIRING_AT_END - firing}"
+        assert not firing & QUIET_AT_END
     assert not failures, "\n".join(failures)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from exporter.em import answers, parse, xmldoc
+from exporter.simulator import ManualClock, World
 from exporter.simulator.query import FilterError, compile_filter
 from exporter.simulator.scenario import ScenarioError, scenario_from_dict
 from tests.helpers import RunningSim, running_sim
@@ -258,9 +259,66 @@ def test_fault_switches_over_http(sim: RunningSim) -> None:
         ({"roles": {"admin": "root"}}, "roles: must map user names to one of"),
         ({"time_scale": -2}, "time_scale: must be a non-negative number"),
         ({"sessions": [{"id": "s", "plan": "ghost"}]}, "unknown plan 'ghost'"),
+        (
+            {"plans": [{"name": "x", "vms": [{"name": "a", "replication": "paused"}]}]},
+            "plans[0].vms[0].replication: must be one of running, stopped, never",
+        ),
+        (
+            {"plans": [{"name": "x", "vms": [{"name": "a", "replication_interval_seconds": 0}]}]},
+            "plans[0].vms[0].replication_interval_seconds: must be more than 0",
+        ),
+        (
+            {"plans": [{"name": "x", "history": [{"ago_seconds": 5, "in_dr": "yes"}]}]},
+            "plans[0].history[0].in_dr: must be true or false",
+        ),
     ],
 )
 def test_bad_scenarios_are_explained(data: dict[str, object], message: str) -> None:
     with pytest.raises(ScenarioError) as err:
         scenario_from_dict(data)
     assert message in str(err.value)
+
+
+def test_replica_points_come_on_schedule_and_stop_while_in_dr() -> None:
+    data = {
+        "point_interval_seconds": 600,
+        "points_per_vm": 3,
+        "plans": [
+            {
+                "name": "P",
+                "undo_after_seconds": 1000,
+                "vm_stagger_seconds": 0,
+                "vms": [
+                    {"name": "a", "restore_point_age_seconds": 100},
+                    {"name": "b", "replication": "never"},
+                ],
+            },
+        ],
+    }
+    clock = ManualClock(now=1_000_000.0)
+    world = World(scenario_from_dict(data), clock=clock)
+    plan = world.scenario.plans[0]
+
+    def times() -> list[float]:
+        return [p.created for p in world._points_by_vm[(plan.id, "a")]]
+
+    assert times() == [999_900.0, 999_300.0, 998_700.0] and world._points_by_vm[(plan.id, "b")] == []
+    clock.advance(1100)  # two new points (at +500 and +1100), the oldest two dropped (3 kept)
+    world.replica_points()
+    assert times() == [1_001_100.0, 1_000_500.0, 999_900.0]
+    clock.advance(5)
+    with world.lock:
+        world._new_session(plan, clock(), None)  # b has no point: its task fails, a's point is in DR
+    clock.advance(10)
+    [(point, state)] = [
+        (p, s) for p, s in world.replica_points() if p.id == world._points_by_vm[(plan.id, "a")][0].id
+    ]
+    assert state == "Failover" and point.created == 1_001_100.0
+    clock.advance(600)  # in DR: no new point
+    world.replica_points()
+    b = next(t for t in world.sessions()[-1].tasks if t.vm == "b")
+    assert (b.result, b.point_id) == ("Failed", None)  # nothing to fail over to
+    assert times()[0] == 1_001_100.0
+    clock.advance(600)  # undone 1000 s after the start: replication goes on
+    states = dict((p.id, s) for p, s in world.replica_points())
+    assert states[world._points_by_vm[(plan.id, "a")][1].id] == "Ready" and times()[0] > 1_001_100.0

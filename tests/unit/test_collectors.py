@@ -15,7 +15,8 @@ from exporter.em.errors import REASONS
 from exporter.em.model import Plan
 from exporter.metrics import textformat
 from exporter.metrics.collectors import HealthCollector, failover_families
-from exporter.metrics.exposition import render_failover
+from exporter.metrics.exposition import failover_data, render_failover
+from exporter.polling.readiness_state import LatestPoint, Readiness
 from exporter.polling.snapshot import Snapshot, Store
 from tests.helpers import parse_samples, utc, value
 
@@ -34,7 +35,27 @@ def seed_exposition() -> bytes:
     session = parse.parse_session((HERE / "fixtures" / "seed_session.xml").read_bytes())
     # one point read from EM, the other shown from its name
     points = {"c1beab6b-2b18-47f1-9e71-354ab8a49fc2": utc("2020-02-13T05:00:46Z")}
-    return b"".join(render_failover((SEED_PLAN,), (session,), points, openmetrics=False, head=b""))
+    # readiness: filesrv03 runs from the point its failover chose, filesrv04 has no point at all
+    readiness = Readiness(
+        latest={
+            (SEED_PLAN.backup_server, "filesrv03"): LatestPoint(
+                "c1beab6b-2b18-47f1-9e71-354ab8a49fc2", utc("2020-02-13T05:00:46Z"), "Failover", 2e9
+            )
+        },
+        none=frozenset({(SEED_PLAN.backup_server, "filesrv04")}),
+        rpo={(SEED_PLAN.backup_server, SEED_PLAN.name): 3600.0},
+        complete=True,
+        read_at=utc("2020-02-13T06:10:00Z"),
+        read_requests=1,
+    )
+    snap = Snapshot(
+        plans=(SEED_PLAN,),
+        sessions=(session,),
+        restore_points=points,
+        plan_vm_changes={(SEED_PLAN.backup_server, SEED_PLAN.name): 1},
+        readiness=readiness,
+    )
+    return b"".join(render_failover(failover_data(snap), openmetrics=False, head=b""))
 
 
 def test_the_seed_session_renders_exactly_the_golden_exposition() -> None:
@@ -50,6 +71,20 @@ def test_the_golden_file_holds_the_contract_values() -> None:
     assert value(m, "veeam_failover_vm_restore_point_timestamp_seconds", **vm) == utc("2020-02-13T06:02:20Z")
     assert value(m, "veeam_failover_vm_state", **vm, state="Starting") == 1
     assert value(m, "veeam_failover_plan_name_conflicts", backup_server="srv13.tech.local") == 0
+    vm3 = {**vm, "vm": "filesrv03"}
+    plan = {"backup_server": "srv13.tech.local", "plan": "ABC Company Failover Plan"}
+    # the failover's own task start, not the later moment the exporter first saw the state
+    assert value(m, "veeam_failover_plan_vm_in_dr_since_timestamp_seconds", **vm3) == utc(
+        "2020-05-06T20:29:50.13Z"
+    )
+    assert value(m, "veeam_failover_plan_vm_restore_point_state", **vm3, state="Failover") == 1
+    assert value(m, "veeam_failover_plan_vm_restore_point_state", **vm3, state="Ready") == 0
+    assert value(m, "veeam_failover_plan_vm_has_restore_point", **vm) == 0
+    assert value(m, "veeam_failover_plan_vm_latest_restore_point_timestamp_seconds", **vm) is None
+    assert value(m, "veeam_failover_plan_vms_without_restore_point", **plan) == 1
+    assert value(m, "veeam_failover_plan_vms_in_failover", **plan) == 1
+    assert value(m, "veeam_failover_plan_rpo_seconds", **plan) == 3600
+    assert value(m, "veeam_failover_plan_vm_list_changes_total", **plan) == 1
 
 
 def test_two_plans_of_one_name_make_no_duplicate_series() -> None:

@@ -156,6 +156,8 @@ def test_the_example_config_is_valid(tmp_path: Path) -> None:
     assert c.actions.restore_point_min_age_seconds == {"Globex DR plan": 7200.0}
     assert (c.actions.approval, c.actions.plan_approval) == ("required", {"ACME DR drill": "none"})
     assert (c.poll.collect.enabled, c.poll.collect.interval_seconds) == (True, 60.0)
+    assert c.readiness.rpo_for("ACME full site failover", "some-id") == 3600.0
+    assert c.readiness.rpo_for("Globex DR plan", "some-id") == 14400.0
     [chat] = c.actions.notifications
     assert (chat.name, chat.format, chat.url.reveal()) == (
         "chat",
@@ -261,6 +263,30 @@ def test_bad_notification_settings(tmp_path: Path, hook: dict[str, Any], message
         build({**GOOD, "actions": {**actions, "notifications": [hook]}})
     assert message in str(err.value)
     assert "very-secret-path" not in str(err.value)  # a refused URL is never echoed
+
+
+def test_readiness_defaults_and_a_plan_named_by_id() -> None:
+    r = build(GOOD).readiness
+    assert (r.enabled, r.rpo_seconds, r.interval_seconds, r.plan_rpo_seconds) == (True, 14400.0, 300.0, ())
+    r = build({**GOOD, "readiness": {"rpo_seconds": 600, "plans": {"id-1": {"rpo_seconds": 120}}}}).readiness
+    assert (r.rpo_for("Any", "id-1"), r.rpo_for("Any", "id-2")) == (120.0, 600.0)
+
+
+@pytest.mark.parametrize(
+    ("readiness", "message"),
+    [
+        ({"rpo_seconds": 10}, "readiness.rpo_seconds: must be at least 60"),
+        ({"plans": {"P": {"rpo": 60}}}, "readiness.plans.P.rpo: unknown setting"),
+        ({"plans": {"P": {}}}, "readiness.plans.P.rpo_seconds: required"),
+        ({"plans": ["P"]}, "readiness.plans: must be a mapping"),
+        ({"enabled": "no"}, "readiness.enabled: must be true or false"),
+        ({"pages_per_read": 0.5}, "readiness.pages_per_read: must be an integer"),
+    ],
+)
+def test_bad_readiness_settings(readiness: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build({**GOOD, "readiness": readiness})
+    assert message in str(err.value)
 
 
 @pytest.mark.parametrize(
