@@ -1,19 +1,21 @@
-# veeam-failover-exporter. Build: docker build -t veeam-failover-exporter .
-# Two stages: wheels are built with the full toolchain, the final image only installs them.
-FROM python:3.11-slim-bookworm AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY exporter ./exporter
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
-
-FROM python:3.11-slim-bookworm
-# the same package the tests install, with its pinned-range dependencies, and nothing else
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels \
+# veeam-failover-exporter. Build with scripts/build-image (it builds the wheels on the host first, then
+# runs `docker build` or `podman build`); push, and pin the image by digest (docs/kubernetes.md).
+#
+# BASE: any Debian-like image with Python 3.11 and its venv module. Default: the official slim image.
+# CI builds from a Debian 12 base it makes itself with debootstrap (tests/e2e/test_image.py).
+ARG BASE=docker.io/library/python:3.11-slim-bookworm
+FROM ${BASE}
+# build/wheels: this package and its pinned-range dependencies, built on the host by scripts/build-image,
+# installed offline: no compiler, no network and no proxy certificate needed inside the build
+COPY build/wheels /wheels
+RUN python3 -m venv /opt/veeam-failover-exporter \
+    && /opt/veeam-failover-exporter/bin/pip install --no-index --no-cache-dir --no-compile /wheels/*.whl \
+    && rm -rf /wheels \
     && useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin exporter \
     && mkdir -p /var/lib/veeam-failover-exporter && chown 65532:65532 /var/lib/veeam-failover-exporter
 USER 65532:65532
-ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+ENV PATH=/opt/veeam-failover-exporter/bin:/usr/local/bin:/usr/bin:/bin \
+    PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE 9849
 # Kubernetes probes /healthz and /readyz; no HEALTHCHECK here.
 ENTRYPOINT ["veeam-failover-exporter"]

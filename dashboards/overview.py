@@ -9,6 +9,8 @@ from dashboards.panels import (
     DATA_LOSS,
     EXP,
     OVERVIEW_UID,
+    RESULT_COLOURED,
+    RUNNING,
     SEL,
     SESSION_UID,
     STATE_MAPPINGS,
@@ -36,7 +38,7 @@ def overview() -> dict[str, Any]:
             "Active failovers",
             [
                 target(
-                    f"count(veeam_failover:session_active{{{SEL}}} == 1) or vector(0)",
+                    f"count(plan:veeam_failover_session_active:max{{{SEL}}} == 1) or vector(0)",
                     instant=True,
                 )
             ],
@@ -81,7 +83,7 @@ def overview() -> dict[str, Any]:
                 ),
                 target(
                     f'time() - min(veeam_em_data_as_of_timestamp_seconds{{{EXP}, backup_server=~"$backup_server"}}'
-                    f" and on (backup_server) (count by (backup_server) (veeam_failover:session_active{{{SEL}}} == 1)))",
+                    f" and on (backup_server) (count by (backup_server) (plan:veeam_failover_session_active:max{{{SEL}}} == 1)))",
                     "EM's data (running failovers)",
                     instant=True,
                     ref="B",
@@ -97,8 +99,8 @@ def overview() -> dict[str, Any]:
             "default; poll.collect asks it to collect every minute while a failover runs).",
             thresholds=[
                 {"color": "green", "value": None},
-                {"color": "orange", "value": T["data_age_warning_seconds"]},
-                {"color": "red", "value": T["stale_seconds"]},
+                {"color": "orange", "value": T["dataAgeWarningSeconds"]},
+                {"color": "red", "value": T["staleSeconds"]},
             ],
         ),
         panel(
@@ -107,14 +109,18 @@ def overview() -> dict[str, Any]:
             [
                 target(f"veeam_failover_session_result{{{SEL}}} == 1", instant=True, table=True, ref="A"),
                 target(f"veeam_failover_session_progress_ratio{{{SEL}}}", instant=True, table=True, ref="B"),
+                target(f"veeam_failover_plan_info{{{SEL}}}", instant=True, table=True, ref="C"),
             ],
             16,
             1,
             8,
             8,
-            description="Each plan's latest failover session. Click a plan for its detail.",
-            transformations=merged_table(hide=["Value #A"], rename={"Value #B": "progress"}),
+            description="Each plan's latest failover session, with its tenant. Click a plan for its detail.",
+            transformations=merged_table(
+                hide=["Value #A", "Value #C", "plan_id"], rename={"Value #B": "progress"}
+            ),
             overrides=[
+                RESULT_COLOURED,
                 {
                     "matcher": {"id": "byName", "options": "plan"},
                     "properties": [{"id": "links", "value": [detail_link]}],
@@ -127,8 +133,14 @@ def overview() -> dict[str, Any]:
         ),
         panel(
             "bargauge",
-            "Progress per VM",
-            [target(f"veeam_failover_vm_progress_ratio{{{SEL}}}", "{{plan}} / {{vm}}", instant=True)],
+            "Progress per VM: running failovers, the 50 least advanced",
+            [
+                target(
+                    f"bottomk(50, veeam_failover_vm_progress_ratio{{{SEL}}}\nand {RUNNING})",
+                    "{{plan}} / {{vm}}",
+                    instant=True,
+                )
+            ],
             0,
             5,
             16,
@@ -136,12 +148,13 @@ def overview() -> dict[str, Any]:
             unit="percentunit",
             minmax=(0, 1),
             options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True},
-            description="Each VM of each plan's latest failover session.",
+            description="VMs of the failovers running now, the least advanced first (at most 50: the session "
+            "detail has every VM of one plan).",
         ),
         panel(
             "state-timeline",
-            "VM state over time",
-            [target(vm_state_expr(SEL), "{{plan}} / {{vm}}")],
+            "VM state over time: running failovers",
+            [target(f"({vm_state_expr(SEL)})\nand {RUNNING}", "{{plan}} / {{vm}}")],
             0,
             15,
             24,
@@ -230,8 +243,8 @@ def overview() -> dict[str, Any]:
         row("Data loss and duration", 34),
         panel(
             "bargauge",
-            "Restore point age at failover (data-loss window) per VM",
-            [target(DATA_LOSS, "{{plan}} / {{vm}}", instant=True)],
+            "Restore point age at failover (data-loss window): the 30 oldest VMs",
+            [target(f"topk(30, {DATA_LOSS})", "{{plan}} / {{vm}}", instant=True)],
             0,
             35,
             12,
@@ -240,8 +253,8 @@ def overview() -> dict[str, Any]:
             options={"orientation": "horizontal", "displayMode": "basic"},
             thresholds=[
                 {"color": "green", "value": None},
-                {"color": "orange", "value": T["rpo_seconds"]},
-                {"color": "red", "value": T["data_loss_critical_seconds"]},
+                {"color": "orange", "value": T["rpoSeconds"]},
+                {"color": "red", "value": T["dataLossCriticalSeconds"]},
             ],
             description="How old the replica point each VM fails over to was when its failover started.",
         ),
@@ -250,13 +263,13 @@ def overview() -> dict[str, Any]:
             "Failover duration: running vs. longest of the last 7 days",
             [
                 target(
-                    f"veeam_failover:session_duration_seconds{{{SEL}}}\n"
-                    f"and on (job, instance, backup_server, plan) veeam_failover:session_active{{{SEL}}} == 1",
+                    f"plan:veeam_failover_session_duration_seconds:elapsed{{{SEL}}}\n"
+                    f"and on (job, instance, backup_server, plan) plan:veeam_failover_session_active:max{{{SEL}}} == 1",
                     "{{plan}} running",
                     ref="A",
                 ),
                 target(
-                    f"max_over_time(veeam_failover:session_finished_duration_seconds{{{SEL}}}[7d])",
+                    f"max_over_time(plan:veeam_failover_session_finished_duration_seconds:elapsed{{{SEL}}}[7d])",
                     "{{plan}} longest finished (7d)",
                     ref="B",
                 ),
@@ -337,6 +350,13 @@ def overview() -> dict[str, Any]:
                 "url": f"/d/{SESSION_UID}",
                 "keepTime": True,
                 "includeVars": True,
-            }
+            },
+            {
+                "title": "Exporter /status (when Grafana is not enough)",
+                "type": "link",
+                "url": "${exporter_url}/status",
+                "keepTime": False,
+                "includeVars": False,
+            },
         ],
     )

@@ -14,13 +14,13 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from monitoring.config import DASHBOARD_UIDS, THRESHOLDS
+from monitoring.config import CONFIG, DASHBOARD_UIDS
 
 SCHEMA_VERSION = 39
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 OVERVIEW_UID = DASHBOARD_UIDS["overview"]
 SESSION_UID = DASHBOARD_UIDS["session"]
-T = THRESHOLDS
+T = CONFIG
 
 EXP = 'job=~"$job", instance=~"$instance"'
 SEL = f'{EXP}, backup_server=~"$backup_server", plan=~"$plan"'
@@ -38,6 +38,17 @@ STATE_CODES = [
     ("Stopped", 4, "green"),
 ]
 RESULT_COLORS = {"None": "text", "Success": "green", "Warning": "orange", "Failed": "red"}
+RESULT_MAPPINGS = [
+    dm.ValueMap(options={r: dm.ValueMappingResult(text=r, color=c) for r, c in RESULT_COLORS.items()})
+]
+# a table's result column, coloured by value: Success green, Warning orange, Failed red
+RESULT_COLOURED: dict[str, Any] = {
+    "matcher": {"id": "byName", "options": "result"},
+    "properties": [
+        {"id": "mappings", "value": RESULT_MAPPINGS},
+        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+    ],
+}
 
 
 # the SDK's 10.4 wheel ships no type information (no py.typed): its builders are Any to mypy
@@ -140,11 +151,13 @@ def value_map(pairs: dict[str, tuple[str, str]]) -> list[dm.ValueMap]:
 
 
 def variables(plan_multi: bool) -> list[Any]:
-    def query(name: str, label: str, q: str, multi: bool = True) -> Any:
+    def query(name: str, label: str, q: str, multi: bool = True, catch_all: bool = True) -> Any:
         v = db.QueryVariable(name).label(label).datasource(DS).query(q)
         v = v.refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
         if multi:
-            v = v.multi(True).include_all(True).all_value(".*")
+            v = v.multi(True).include_all(True)
+            if catch_all:
+                v = v.all_value(".*")
             v = v.current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
         return v
 
@@ -160,25 +173,62 @@ def variables(plan_multi: bool) -> list[Any]:
             f"label_values(veeam_failover_plan_info{{{EXP}}}, backup_server)",
         ),
         query(
+            "tenant",
+            "Tenant",
+            f'label_values(veeam_failover_plan_info{{{EXP}, backup_server=~"$backup_server"}}, tenant)',
+        ),
+        # "All" plans is the list of the chosen tenants' plans (no catch-all): choosing a tenant filters
+        # every panel through $plan
+        query(
             "plan",
             "Plan",
-            f'label_values(veeam_failover_plan_info{{{EXP}, backup_server=~"$backup_server"}}, plan)',
+            f'label_values(veeam_failover_plan_info{{{EXP}, backup_server=~"$backup_server", tenant=~"$tenant"}}, plan)',
             plan_multi,
+            catch_all=False,
         ),
+        db.TextBoxVariable("exporter_url")
+        .label("Exporter URL (for /status)")
+        .description("Where this dashboard's links find the exporter's own /status page.")
+        .default_value(STATUS_URL)
+        .current(dm.VariableOption(selected=True, text=STATUS_URL, value=STATUS_URL)),
     ]
 
 
 def vm_state_expr(sel: str) -> str:
     # one number per VM for the state timeline: 1 Starting, 2 Working, 3 Stopping, 4 Stopped
     parts = [f'(veeam_failover_vm_state{{{sel}, state="{s}"}} == 1) * {n}' for s, n, _ in STATE_CODES]
-    return "max by (backup_server, plan, vm) (\n  " + "\n  or ".join(parts) + "\n)"
+    return "max by (job, instance, backup_server, plan, vm) (\n  " + "\n  or ".join(parts) + "\n)"
 
 
 STATE_MAPPINGS = [
     dm.ValueMap(options={str(n): dm.ValueMappingResult(text=s, color=c) for s, n, c in STATE_CODES})
 ]
-DATA_LOSS = f"veeam_failover:vm_data_loss_seconds{{{SEL}}}"  # a recording rule (alerts/)
-ANNOTATION = f'veeam_failover_last_start_timestamp_seconds{{{EXP}, plan=~"$plan"}} * 1000'
+DATA_LOSS = f"vm:veeam_failover_data_loss_seconds:elapsed{{{SEL}}}"  # a recording rule (alerts/)
+# marks on every time panel: (name, colour, query whose value is the mark's time in ms, title)
+ANNOTATIONS = [
+    (
+        "Failover start requested",
+        "red",
+        f'veeam_failover_last_start_timestamp_seconds{{{EXP}, plan=~"$plan"}} * 1000',
+        "Failover start requested",
+    ),
+    (
+        "Failover session started",
+        "orange",
+        f"veeam_failover_session_start_timestamp_seconds{{{SEL}}} * 1000",
+        "Failover session started",
+    ),
+    (
+        "Failover session ended",
+        "green",
+        f"veeam_failover_session_end_timestamp_seconds{{{SEL}}} * 1000",
+        "Failover session ended",
+    ),
+]
+# the exporter as the Helm chart's README installs it (release veeam-failover, namespace monitoring)
+STATUS_URL = "http://veeam-failover-veeam-failover-exporter.monitoring.svc:9849"
+# per-VM lists cover the plans whose latest session runs (at 200 plans, all of them is unreadable)
+RUNNING = f"on (job, instance, backup_server, plan) plan:veeam_failover_session_active:max{{{SEL}}} == 1"
 
 
 def dashboard(
@@ -200,15 +250,11 @@ def dashboard(
         .refresh("10s")
         .time("now-3h", "now")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .annotation(
-            db.AnnotationQuery()
-            .name("Failover starts")
-            .datasource(DS)
-            .enable(True)
-            .icon_color("red")
-            .expr(ANNOTATION)
-        )
     )
+    for name, colour, expr, _ in ANNOTATIONS:
+        d = d.annotation(
+            db.AnnotationQuery().name(name).datasource(DS).enable(True).icon_color(colour).expr(expr)
+        )
     for v in variables(plan_multi):
         d = d.with_variable(v)
     for link in links:
@@ -216,8 +262,8 @@ def dashboard(
             db.DashboardLink(link["title"])
             .type(dm.DashboardLinkType.LINK)
             .url(link["url"])
-            .keep_time(True)
-            .include_vars(True)
+            .keep_time(link.get("keepTime", True))
+            .include_vars(link.get("includeVars", True))
         )
     for p in panels:
         d = d.with_row(p) if isinstance(p, db.Row) else d.with_panel(p)
@@ -234,10 +280,9 @@ def _complete(data: dict[str, Any]) -> dict[str, Any]:
     for v in data["templating"]["list"]:
         if v["type"] == "query":
             v["definition"] = v["query"]
+    titles = {name: title for name, _, _, title in ANNOTATIONS}
     for a in data["annotations"]["list"]:
-        a.update(
-            useValueForTime=True, step="60s", titleFormat="Failover start requested", textFormat="{{plan}}"
-        )
+        a.update(useValueForTime=True, step="60s", titleFormat=titles[a["name"]], textFormat="{{plan}}")
     for i, p in enumerate(data["panels"], start=1):
         p["id"] = i
     return data

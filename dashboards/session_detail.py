@@ -9,6 +9,7 @@ from dashboards.panels import (
     EXP,
     OVERVIEW_UID,
     RESULT_COLORS,
+    RESULT_COLOURED,
     SEL,
     SESSION_UID,
     STATE_MAPPINGS,
@@ -120,7 +121,8 @@ def session_detail() -> dict[str, Any]:
                 {
                     "matcher": {"id": "byName", "options": "progress"},
                     "properties": [{"id": "unit", "value": "percentunit"}],
-                }
+                },
+                RESULT_COLOURED,
             ]
             + [
                 {

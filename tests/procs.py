@@ -29,6 +29,18 @@ def binary(name: str) -> str:
     return path
 
 
+def check_rules(groups: list[dict[str, Any]], tmp: Path) -> None:
+    """`promtool check rules` on these rule groups: they must load in a real Prometheus."""
+    (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
+    done = subprocess.run(
+        [binary("promtool"), "check", "rules", str(tmp / "rules.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def wait_ready(ready_url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
     """Until `ready_url` answers 200; fails with the process's log if it exits or takes too long."""
     deadline = time.monotonic() + timeout

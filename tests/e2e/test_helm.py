@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from exporter.config_load import build_config
-from tests.procs import binary
+from tests.procs import binary, check_rules
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "veeam-failover-exporter"
@@ -161,14 +161,7 @@ def test_prometheus_rule_is_alerts_folder_verbatim(tmp_path: Path) -> None:
         r["annotations"]["description"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r
     ]
     assert all("{{ $labels." in d or "{{ $value" in d for d in descriptions)  # templates survive, unexpanded
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    check = subprocess.run(
-        [binary("promtool"), "check", "rules", str(tmp_path / "rules.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    check_rules(rule["spec"]["groups"], tmp_path)
 
 
 def test_dashboard_configmaps_are_dashboards_folder_verbatim() -> None:
@@ -216,6 +209,11 @@ def test_secrets_appear_only_in_secret_objects() -> None:
         ({"service": {"port": "http"}}, "at '/service/port': got string, want integer"),
         ({"logLevel": "loud"}, "at '/logLevel': value must be one of"),
         ({"readiness": {"plans": {"P": {"rpo": 60}}}}, "at '/readiness/plans/P'"),
+        ({"web": {"auth": "basic"}}, "at '/web/authSecret': minLength: got 0, want 1"),
+        (
+            {"prometheusRule": {"config": {"stallWindow": "15 minutes"}}},
+            "at '/prometheusRule/config/stallWindow'",
+        ),
         ({"serviceMonitr": {"enabled": True}}, "additional properties 'serviceMonitr' not allowed"),
         ({"actions": {"tokens": {"am": "short"}}}, "minLength: got 5, want 16"),
         ({"actions": {"allowedPlans": "ACME"}}, "at '/actions/allowedPlans': got string, want array"),
@@ -288,15 +286,15 @@ def test_dockerfile_is_small_non_root_and_installs_this_package(tmp_path: Path) 
     instructions = [
         line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith(("#", " "))
     ]
-    assert "HEALTHCHECK" not in instructions and instructions.count("FROM") == 2
+    assert "HEALTHCHECK" not in instructions and instructions.count("FROM") == 1
+    # the base is a build argument, the official slim image by default (tests/e2e/test_image.py builds
+    # it for real from a debootstrapped Debian)
+    assert "ARG BASE=docker.io/library/python:3.11-slim-bookworm\nFROM ${BASE}" in text
     final = text.split("\nFROM ")[-1]
     assert "USER 65532:65532" in final
     assert 'ENTRYPOINT ["veeam-failover-exporter"]' in final
-    assert "apt-get" not in final and "gcc" not in final  # no build tools in the final image
-    assert (
-        "COPY --from=build /wheels /wheels" in final
-        and "pip install --no-cache-dir --no-compile /wheels/*.whl" in final
-    )
+    assert "apt-get" not in final and "gcc" not in final  # no build tools in the image
+    assert "COPY build/wheels /wheels" in final and "pip install --no-index" in final
     # what the image installs: this package's wheel, with the simulator's scenarios inside
     subprocess.run(
         [str(ROOT / ".venv" / "bin" / "pip"), "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
@@ -311,3 +309,171 @@ def test_dockerfile_is_small_non_root_and_installs_this_package(tmp_path: Path) 
     } <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "veeam-failover-exporter = exporter.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+IN_DR_15M = (
+    "VM db of plan A on vbr has been in Failover for 1h 5m 0s: if the site is back, undo the failover or "
+    "make it permanent; it is not replicated meanwhile."
+)
+TUNED = {
+    "prometheusRule": {
+        "enabled": True,
+        "additionalRuleLabels": {"team": "dr", "severity": "ignored"},
+        "disabled": {"VeeamFailoverKillSwitchOn": True},
+        "rules": {"VeeamFailoverRPOAtRisk": {"for": "30m"}},
+        "runbookUrl": "https://wiki.example/runbooks/",
+        "interval": "1m",
+        "config": {"inDRAfterSeconds": 3600, "selector": 'job="dr-exporter"'},
+    }
+}
+
+
+def test_tuned_rules_render_pass_promtool_and_fire_at_their_new_threshold(tmp_path: Path) -> None:
+    (rule,) = by_kind(TUNED, "PrometheusRule")
+    groups = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    assert "VeeamFailoverKillSwitchOn" not in alerts and len(alerts) > 20
+    assert all(g["interval"] == "1m" for g in groups)
+    assert alerts["VeeamFailoverRPOAtRisk"]["for"] == "30m"
+    in_dr = alerts["VeeamFailoverVMInDR"]
+    assert in_dr["labels"] == {"severity": "info", "team": "dr"}  # the rule's own severity wins
+    assert in_dr["annotations"]["runbook_url"] == "https://wiki.example/runbooks/veeamfailovervmindr"
+    assert all('job="dr-exporter"' in r["expr"] for g in groups for r in g["rules"])
+    check_rules(groups, tmp_path)
+    # the unit test of VeeamFailoverVMInDR, with the threshold this release set: an hour, not twelve
+    labels = 'job="dr-exporter",backup_server="vbr",plan="A"'
+    series = f'veeam_failover_plan_vm_in_dr_since_timestamp_seconds{{{labels},vm="db"}}'
+    info = (
+        'veeam_failover_plan_info{job="dr-exporter",backup_server="vbr",plan="A",plan_id="a",tenant="ACME"}'
+    )
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": series, "values": "-3000x20"},
+                    {"series": info, "values": "1x20"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "VeeamFailoverVMInDR", "exp_alerts": []},
+                    {
+                        "eval_time": "15m",
+                        "alertname": "VeeamFailoverVMInDR",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "info",
+                                    "team": "dr",
+                                    "job": "dr-exporter",
+                                    "backup_server": "vbr",
+                                    "plan": "A",
+                                    "vm": "db",
+                                    "tenant": "ACME",
+                                },
+                                "exp_annotations": {
+                                    "summary": "A VM has run from its replica in DR for a long time.",
+                                    "description": IN_DR_15M,
+                                    "runbook_url": "https://wiki.example/runbooks/veeamfailovervmindr",
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "unit.yml").write_text(yaml.safe_dump(unit))
+    done = subprocess.run(
+        [binary("promtool"), "test", "rules", "unit.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_alertmanager_example_names_the_service_the_documented_install_creates() -> None:
+    # docs/kubernetes.md and the chart README: helm install veeam-failover ... -n monitoring
+    install = (ROOT / "docs" / "kubernetes.md").read_text()
+    assert "helm install veeam-failover ./helm/veeam-failover-exporter -n monitoring" in install
+    chart = helm_python.Chart.load(str(CHART))
+    try:
+        rendered = chart.render({}, name="veeam-failover", namespace="monitoring")
+    finally:
+        chart.close()
+    (service,) = [m for m in manifests(rendered) if m["kind"] == "Service"]
+    port = service["spec"]["ports"][0]["port"]
+    receivers = yaml.safe_load((ROOT / "examples" / "alertmanager.yml").read_text())["receivers"]
+    urls = [w["url"] for r in receivers for w in r.get("webhook_configs", [])]
+    assert f"http://{service['metadata']['name']}.monitoring.svc:{port}/api/v1/alertmanager" in urls
+    assert all("veeam-failover-veeam-failover-exporter.monitoring.svc" in u for u in urls if "9849" in u)
+
+
+def test_the_service_monitor_scrapes_as_the_exporter_serves(tmp_path: Path) -> None:
+    vals = values("web-values.yaml")
+    (monitor,) = by_kind(vals, "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (
+        endpoint["scheme"] == "https"
+        and endpoint["tlsConfig"]["ca"]["secret"]["name"] == "veeam-failover-web-tls"
+    )
+    assert endpoint["basicAuth"] == {
+        "username": {"name": "veeam-failover-scrape", "key": "username"},
+        "password": {"name": "veeam-failover-scrape", "key": "password"},
+    }
+    (pod,) = [d["spec"]["template"]["spec"] for d in by_kind(vals, "Deployment")]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    (cm,) = [c for c in by_kind(vals, "ConfigMap") if "config.yaml" in c["data"]]
+    data = yaml.safe_load(cm["data"]["config.yaml"])
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert data["web"]["tls_cert_file"].startswith(mounts["web-tls"] + "/")
+    assert data["web"]["basic_auth"]["password_file"].startswith(mounts["web-auth"] + "/")
+    # the exporter takes the rendered settings (with its files where the test can make them)
+    for name in ("pw", "crt", "key", "scrape"):
+        (tmp_path / name).write_text("x")
+    data["em"]["password_file"] = str(tmp_path / "pw")
+    data["web"].update(
+        tls_cert_file=str(tmp_path / "crt"),
+        tls_key_file=str(tmp_path / "key"),
+        basic_auth={**data["web"]["basic_auth"], "password_file": str(tmp_path / "scrape")},
+    )
+    web = build_config(data, {}, env={}).web
+    assert web.basic_username == "prometheus" and web.tls_cert_file == str(tmp_path / "crt")
+    (bearer,) = by_kind({**vals, "web": {"auth": "bearer", "authSecret": "s"}}, "ServiceMonitor")
+    assert bearer["spec"]["endpoints"][0]["bearerTokenSecret"] == {"name": "s", "key": "token"}
+    assert bearer["spec"]["endpoints"][0]["scheme"] == "http"
+
+
+def test_an_image_digest_pins_the_image() -> None:
+    digest = "sha256:" + "ab" * 32
+    (deploy,) = by_kind(
+        {"image": {"repository": "registry.corp.example/vfe", "digest": digest}}, "Deployment"
+    )
+    assert (
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"] == f"registry.corp.example/vfe@{digest}"
+    )
+
+
+def test_the_alertmanager_example_routes_a_tenant_s_plan_alerts_to_its_team() -> None:
+    done = subprocess.run(
+        [
+            binary("amtool"),
+            "config",
+            "routes",
+            "test",
+            "--config.file",
+            str(ROOT / "examples" / "alertmanager.yml"),
+            "alertname=VeeamFailoverRPOAtRisk",
+            "tenant=ACME",
+            "plan=ACME full site failover",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["acme-dr-team,on-call"], done.stdout

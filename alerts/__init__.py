@@ -1,0 +1,1 @@
+"""The alert and recording rules, and their generator."""
