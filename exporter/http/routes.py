@@ -19,6 +19,7 @@ from exporter import __version__
 from exporter.config import WebSettings
 from exporter.http import auth as auth_check
 from exporter.http import status
+from exporter.http.page_parts import LOCAL_TIMES_HASH
 from exporter.metrics.exposition import Exposition
 from exporter.polling.snapshot import Store
 
@@ -106,10 +107,11 @@ def create_app(
     return app
 
 
-# The status page needs its own inline style and nothing else: no script, no frame, no form.
+# The status page needs its own inline style and one script (by its hash: times in the reader's zone), and
+# nothing else: no other script, no frame, no form.
 STATUS_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'"
+    f"default-src 'none'; style-src 'unsafe-inline'; script-src '{LOCAL_TIMES_HASH}'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from exporter import __version__
 from exporter.em.model import Plan, Session, VmTask
 from exporter.em.timefmt import point_time_from_name
-from exporter.http.page_parts import CSS, e
+from exporter.http.page_parts import CSS, LOCAL_TIMES, e, when
 from exporter.http.page_parts import age as _age
 from exporter.http.page_parts import table as _table
 from exporter.http.page_parts import ts as _ts
@@ -51,8 +51,8 @@ def _vm_rows(session: Session, snap: Snapshot, budget: list[int]) -> list[str]:
         rows.append(
             f'<tr><td>{e(t.vm)}</td><td class="{_cls(t.state, t.result)}">{e(t.state)}</td>'
             f'<td class="{_cls(t.state, t.result)}">{e(t.result)}</td><td class="p">{_bar(t.progress / 100)}</td>'
-            f"<td>{_ts(t.start)}</td><td>{_ts(t.end)}</td>"
-            f"<td>{_ts(point)}</td><td>{_age(loss)}</td></tr>"
+            f"<td>{when(t.start)}</td><td>{when(t.end)}</td>"
+            f"<td>{when(point)}</td><td>{_age(loss)}</td></tr>"
         )
     return rows
 
@@ -164,7 +164,7 @@ def render(
             f"<tr><td><a href='#plan-{e(p.id)}'>{e(p.name)}</a></td><td>{e(p.backup_server)}</td><td>{e(p.tenant)}</td>"
             f"<td>{len(p.vms)}</td><td class='{_cls(s.state, s.result)}'>{e(s.state)}</td>"
             f"<td class='{_cls(s.state, s.result)}'>{e(s.result)}</td><td class='p'>{_bar(s.progress / 100)}</td>"
-            f"<td>{_ts(s.start)}</td><td>{_age(took)}{'' if s.end else ' so far'}</td></tr>"
+            f"<td>{when(s.start)}</td><td>{_age(took)}{'' if s.end else ' so far'}</td></tr>"
         )
     parts = [
         f"<h2>Plans</h2>{_table(['Plan', 'Backup server', 'Tenant', 'VMs', 'State', 'Result', 'Progress', 'Started', 'Duration'], plan_rows)}"
@@ -209,5 +209,5 @@ def render(
         f"<title>Veeam cloud failover status</title><style>{CSS}</style></head><body>"
         f"<h1>Veeam cloud failover status</h1><p class='muted'>veeam-failover-exporter {e(__version__)} &middot; "
         f"generated {_ts(now)} &middot; refreshes every {REFRESH_SECONDS}s</p>"
-        f"{health}{''.join(parts)}</body></html>"
+        f"{health}{''.join(parts)}<script>{LOCAL_TIMES}</script></body></html>"
     )

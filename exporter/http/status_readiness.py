@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from exporter.em.model import DR_STATES, Plan
-from exporter.http.page_parts import age, e, table, ts
+from exporter.http.page_parts import age, e, table, ts, when
 from exporter.polling.readiness_state import LatestPoint
 from exporter.polling.snapshot import Snapshot
 
@@ -76,7 +76,7 @@ def readiness_section(snap: Snapshot, now: float) -> str:
 
 
 def _vm_row(p: Plan, vm: str, cls: str, why: str, point: LatestPoint | None, now: float) -> str:
-    created = "" if point is None else ts(point.created)
+    created = "" if point is None else when(point.created)
     point_age = "" if point is None else age(now - point.created)
     return (
         f"<tr><td>{e(vm)}</td><td>{e(p.name)}</td><td>{e(p.backup_server)}</td>"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -43,7 +45,7 @@ SCENARIO = {
 }
 
 
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+def chromium(*args: str, tz: str | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("chromium")
     assert exe, "chromium is missing: scripts/setup --test installs Debian's chromium"
     flags = [
@@ -57,7 +59,10 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
         "--disable-sync",
         "--hide-scrollbars",
     ]
-    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=60, check=False)
+    env = None if tz is None else {**os.environ, "TZ": tz}
+    return subprocess.run(
+        [exe, *flags, *args], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
 
 
 def test_status_page_in_a_browser_during_a_failover(tmp_path: Path) -> None:
@@ -66,7 +71,8 @@ def test_status_page_in_a_browser_during_a_failover(tmp_path: Path) -> None:
         exp.poll()
         raw = httpx.get(exp.url + "/status").text
         profile = f"--user-data-dir={tmp_path / 'profile'}"
-        dom = chromium(profile, "--dump-dom", exp.url + "/status")
+        dom = chromium(profile, "--dump-dom", exp.url + "/status", tz="Asia/Kolkata")
+        start = next(s.start for s in exp.exporter.store.current().sessions if s.plan.startswith("ACME"))
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "status.png"
         shot.unlink(missing_ok=True)
@@ -74,7 +80,14 @@ def test_status_page_in_a_browser_during_a_failover(tmp_path: Path) -> None:
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
     assert "<title>Veeam cloud failover status</title>" in page
-    assert 'http-equiv="refresh"' in page and "<script" not in raw.replace("&lt;script", "")
+    assert 'http-equiv="refresh"' in page and raw.replace("&lt;script", "").count("<script") == 1  # ours
+    # times in the browser's zone (UTC+5:30 here), UTC in their tooltips
+    assert start is not None
+    utc = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start))
+    local = time.gmtime(start + 5.5 * 3600)
+    assert f'title="{utc}"' in page and "GMT+5:30" in page
+    clock = f"{local.tm_min:02d}:{local.tm_sec:02d}"  # the hour as the browser's locale writes it: 21 or 9 PM
+    assert f"{local.tm_hour}:{clock}" in page or f"{local.tm_hour % 12 or 12}:{clock}" in page
     # EM-supplied strings are shown as text, never as markup
     assert '&lt;script&gt;alert("pwned")&lt;/script&gt;&amp;amp;' in page
     assert "<script>alert" not in page

@@ -3,11 +3,14 @@ shown to hold now: over loopback HTTP against the simulator."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
+import re
 import resource
 import socket
 import time
@@ -440,8 +443,14 @@ def test_unauthenticated_requests_are_counted_not_each_fsynced(
 def test_the_status_page_and_every_answer_forbid_sniffing_and_scripts(tmp_path: Path) -> None:
     with env(tmp_path) as e:
         page = httpx.get(f"{e.exp.url}/status")
-        assert "script-src" not in page.headers["content-security-policy"]
-        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+        csp = page.headers["content-security-policy"]
+        assert csp.startswith("default-src 'none'")
+        # one script runs: the page's own (its times in the reader's zone), allowed by its hash alone
+        scripts = re.findall(r"<script>(.*?)</script>", page.text, re.S)
+        assert len(scripts) == 1 and page.text.count("<script") == 1
+        digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+        (script_src,) = [d.strip() for d in csp.split(";") if d.strip().startswith("script-src")]
+        assert script_src == f"script-src 'sha256-{digest}'"
         assert page.headers["x-content-type-options"] == "nosniff"
         assert httpx.get(f"{e.exp.url}/metrics").headers["x-content-type-options"] == "nosniff"
 
