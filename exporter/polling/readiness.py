@@ -5,10 +5,10 @@ Points name their VM and backup server, not a plan: they meet plan VMs by (backu
 - First read: the query service's points newest first, page after page (at most `pages_per_read` a
   read, the next read going on at once where this one stopped), until every plan VM has a point, the
   pages end, or the points are older than every plan's RPO.
-- Then every `interval_seconds`: the newest pages again, down to the newest point seen of each backup
-  server less `lag_margin_seconds`. EM shows a backup server's points as of its last collection, so a
-  point shown late is still newer than the newest one shown of its server before. With nothing new
-  that is one request.
+- Then every `interval_seconds`: the newest pages again, down to a floor (`_read_new`). EM shows a
+  backup server's points as of its last collection, so a point shown late is still newer than the
+  newest one shown of its server before, and than the last read less EM's collection lag. With nothing
+  new that is a request or two; with new points, a page per `em.page_size` of them.
 - A point's State changes without a new point (failover, undo, failback): the points a recent failover
   session names, and the newest point of each VM in a DR state, are read again by ID each read.
 - A VM with no point, or one older than its RPO, is asked for by name (at most `checks_per_read` a
