@@ -59,7 +59,11 @@ def _vm_families(
     plans: list[Plan], r: Readiness, sessions: dict[tuple[str, str], Session]
 ) -> Iterator[Metric]:
     rows: list[tuple[list[str], LatestPoint | None]] = []
-    info = RowGauge("veeam_failover_plan_vm_info", "A VM of a cloud failover plan; always 1." + _READ, _V)
+    info = RowGauge(
+        "veeam_failover_plan_vm_info",
+        "A VM of a cloud failover plan (its CloudFailoverPlanInfo); always 1, from the plans alone.",
+        _V,
+    )
     has = RowGauge(
         "veeam_failover_plan_vm_has_restore_point",
         "1 if EM has a replica point of the plan VM, 0 if it has none at all (never replicated); absent "

@@ -11,9 +11,7 @@ Points name their VM and backup server, not a plan: they meet plan VMs by (backu
   new that is a request or two; with new points, a page per `em.page_size` of them.
 - A point's State changes without a new point (failover, undo, failback): the points a recent failover
   session names, and the newest point of each VM in a DR state, are read again by ID each read.
-- A VM with no point, or one older than its RPO, is asked for by name (at most `checks_per_read` a
-  read, each again after `recheck_seconds`): "never replicated" is then EM's answer, not a guess, and an
-  alert never rests on a point this reader missed.
+- A VM with no point, or one older than its RPO, is asked for by name (readiness_checks.py).
 No DateTime filter is sent: before 13.x EM does not say whether it reads one as UTC or local time.
 """
 
@@ -30,6 +28,7 @@ from exporter.em.errors import EMError
 from exporter.em.model import LookupForm, Page, Plan, ReplicaPoint, Session
 from exporter.em.stats import APART_FROM_POLLS
 from exporter.polling.loop import BackgroundLoop
+from exporter.polling.readiness_checks import ChecksByName
 from exporter.polling.readiness_state import VmKey
 from exporter.polling.replica_book import ReplicaBook
 from exporter.polling.snapshot import Store
@@ -64,8 +63,7 @@ class ReplicaReader:
         self.lookup_form = lookup_form  # how this EM finds points by ID, once the poller has learnt it
         self.book = ReplicaBook()
         self.first_page = 1  # the first read's next page; 0 once the first read is done
-        self._checked: dict[VmKey, float] = {}
-        self._by_name_refused = False
+        self.checks = ChecksByName(client, settings, self.book)
         self._last_read: float | None = None
         self._failed = False
         self._errors: Counter[str] = Counter()  # reason -> reads that failed or partly failed for it
@@ -94,7 +92,8 @@ class ReplicaReader:
             else:
                 self._read_new(now)
             self._watch(snap.sessions, now)
-            self._check(snap.plans, now)
+            if not self.first_page:
+                self.checks.run(snap.plans, now)
         except EMError as exc:
             problems.append((exc.reason, str(exc)))
         problems += [("parse", message) for message in self._unreadable[:1]]
@@ -117,7 +116,7 @@ class ReplicaReader:
                 # every point read: these have none (asked for by name again after recheck_seconds)
                 missing = book.wanted - book.latest.keys()
                 book.none |= missing
-                self._checked.update(dict.fromkeys(missing, now))
+                self.checks.checked.update(dict.fromkeys(missing, now))
                 break
             if book.wanted <= book.latest.keys() or min(p.created for p in page.items) < horizon:
                 break  # the VMs not seen yet are asked for by name
@@ -175,39 +174,6 @@ class ReplicaReader:
         points, errors = self.client.points.by_ids(ids, form)
         self._unreadable += errors
         self.book.take(points, now)
-
-    def _check(self, plans: tuple[Plan, ...], now: float) -> None:
-        if self.first_page or self._by_name_refused:
-            return
-        rpo: dict[VmKey, float] = {}
-        for p in plans:
-            for vm in p.vms:
-                key = (p.backup_server, vm)
-                rpo[key] = min(rpo.get(key, float("inf")), self.settings.rpo_for(p.name, p.id))
-        recheck = self.settings.recheck_seconds
-        due = [
-            key
-            for key in self.book.doubtful(rpo, now)
-            if now - self._checked.get(key, float("-inf")) >= recheck
-        ]
-        for key in due[: self.settings.checks_per_read]:
-            server, vm = key
-            try:
-                page = self.client.points.of_vm(vm)
-            except EMError as exc:
-                if exc.reason != "http_4xx":
-                    raise
-                self._by_name_refused = True
-                log.warning(
-                    "EM cannot find replica points by VmName (%s); VMs without one are unconfirmed", exc
-                )
-                return
-            self._checked[key] = now
-            found = [p for p in page.items if p.backup_server == server and p.vm == vm]
-            if found:
-                self.book.take(found, now)
-            elif not page.items or page.next_path is None:
-                self.book.none.add(key)
 
     # -- scheduling ------------------------------------------------------------------------
 
