@@ -10,6 +10,7 @@ import prometheus_client
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 
+from exporter.actions.audit import AuditLogInUse
 from exporter.actions.engine import Actions
 from exporter.actions.routes import action_routes
 from exporter.config import Config
@@ -75,14 +76,20 @@ class Exporter:
             self.client, config.readiness, self.store, lookup_form=lambda: self.poller.points.form
         )
         self.actions = None
+        unavailable = None  # why actions that the config enables are off
         if config.actions.enabled:
-            self.actions = Actions(
-                config.actions,
-                self.client,
-                self.store,
-                wake_poller=self.poller.wake,
-                on_started=self.collections.after_start,
-            )
+            try:
+                self.actions = Actions(
+                    config.actions,
+                    self.client,
+                    self.store,
+                    wake_poller=self.poller.wake,
+                    on_started=self.collections.after_start,
+                )
+            except AuditLogInUse as exc:
+                unavailable = str(exc)
+                log.error("actions: %s", exc)
+        if self.actions is not None:
             switches = self.actions.switches()
             where = "the config" if switches.set_by is None else f"set at run time by {switches.set_by}"
             if switches.dry_run:
@@ -99,7 +106,7 @@ class Exporter:
             self.exposition,
             em_url=self.client.session.base_url,
             lifespan=self._lifespan,
-            extra_routes=action_routes(self.actions),
+            extra_routes=action_routes(self.actions, unavailable),
             actions_view=None if self.actions is None else self._actions_view,
             data_as_of=lambda: data_as_of(self.store.current().sessions, self.collections.stats()[2]),
             web=config.web,

@@ -193,8 +193,15 @@ class WebSettings:
     bearer_token: Secret | None = field(default=None, repr=False)
     # limits on every client, token or not (http/listener.py)
     header_timeout_seconds: float = setting(10.0, minimum=0.1)
+    # a whole request body, from the end of its head (a trickled body holds no connection for long)
+    body_timeout_seconds: float = setting(10.0, minimum=0.1)
+    # a kept-alive connection with no request: closed after this (Prometheus at 15-30 s keeps its own)
+    idle_timeout_seconds: int = setting(35, minimum=1)
     max_header_bytes: int = setting(32 * 1024, minimum=1024)
     max_connections: int = setting(512, minimum=1)
+    # open connections one client address may hold (trusted proxies are exempt): no one address can
+    # take the listener
+    max_connections_per_client: int = setting(64, minimum=1)
     # X-Forwarded-For is believed only from these addresses (a reverse proxy in front); none by default
     trusted_proxies: tuple[str, ...] = ()
 

@@ -120,3 +120,24 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+def what_approving_does(url: str, decision_id: str, token: str) -> dict[str, str]:
+    """The mode and fingerprint an approver sees for a pending decision (GET /api/v1/decisions): what
+    an approval must name. Empty if the caller does not see it (a refusal is then the test's point)."""
+    listing = httpx.get(f"{url}/api/v1/decisions", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    if listing.status_code != 200:
+        return {}
+    for d in listing.json()["decisions"]:
+        if d["request_id"] == decision_id:
+            return {"mode": d["now"]["mode"], "fingerprint": d["now"]["fingerprint"]}
+    return {}
+
+
+def page_form_fields(page: str) -> str:
+    """The decision page's hidden fields (mode, fingerprint), url-encoded for the form's body."""
+    import re
+    from urllib.parse import urlencode
+
+    found = dict(re.findall(r"<input type='hidden' name='(\w+)' value='([^']*)'>", page))
+    return urlencode(found)

@@ -10,24 +10,39 @@ decision pending; once approved, the decision is closed and the start's own answ
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from exporter.actions import guards
-from exporter.actions.model import SOURCES, Attempt, Decision, Outcome, Source, StartRequest, request_id
+from exporter.actions import decision_preview, guards
+from exporter.actions.audit import AuditWriteError
+from exporter.actions.decision_preview import Preview
+from exporter.actions.model import (
+    SOURCES,
+    Approval,
+    Attempt,
+    Decision,
+    Outcome,
+    Source,
+    StartRequest,
+    request_id,
+)
 from exporter.config import Caller
 from exporter.em.errors import ParseError
+from exporter.em.model import Plan
 from exporter.em.timefmt import parse_time
 from exporter.polling.loop import BackgroundLoop
 
 if TYPE_CHECKING:  # types only
     from exporter.actions.engine import Actions
 
+log = logging.getLogger(__name__)
+
 EXPIRY_CHECK_SECONDS = 1.0
 # what GET /api/v1/decisions shows of a pending decision
 SHOWN = ("request_id", "time", "expires_at", "plan", "plan_id", "backup_server", "caller", "source")
-SHOWN_MORE = ("reason_given", "alert", "alert_fingerprint", "start", "dry_run", "approver")
+SHOWN_MORE = ("reason_given", "alert", "alert_fingerprint", "start", "approver")
 
 
 class Approvals:
@@ -53,7 +68,7 @@ class Approvals:
         }
         caller = "" if attempt.caller is None else attempt.caller.name
         why = f"waits for approval by an approver other than {caller!r} until {expires_at}"
-        return self.actions.recorder.decide(attempt, "pending", 202, why, extra=extra)
+        return self.actions.recorder.decide(attempt, "pending", 202, why, extra=extra, durable=True)
 
     def pending(self, caller: Caller | None) -> list[dict[str, Any]]:
         """The pending decisions a caller may see: a starter its own, every other role (and the status
@@ -64,48 +79,99 @@ class Approvals:
             if mine and caller is not None and r.get("caller") != caller.name:
                 continue
             view = {k: r.get(k) for k in (*SHOWN, *SHOWN_MORE) if r.get(k) is not None}
+            view["now"] = self._preview(r, self._plan(r)).to_json()  # what approving does now
             view["approve"] = f"/api/v1/decisions/{rid}/approve"
             view["reject"] = f"/api/v1/decisions/{rid}/reject"
             shown.append(view)
         return shown
 
-    def approve(self, approver: Caller, decision_id: str, remote: str = "", reason: str = "") -> Decision:
+    def preview(self, decision_id: str) -> Preview | None:
+        """What approving the decision would do now (None: no such pending decision)."""
+        record = self._decisions().get(decision_id)
+        if record is None:
+            return None
+        return self._preview(record, self._plan(record))
+
+    def view(self, decision_id: str) -> tuple[dict[str, Any] | None, Preview | None]:
+        """The pending decision's record and what approving it would do now, for the decision page."""
+        record = self._decisions().get(decision_id)
+        return record, None if record is None else self._preview(record, self._plan(record))
+
+    def _preview(self, record: dict[str, Any], plan: Plan | None) -> Preview:
+        a = self.actions
+        switches = a.switches()
+        facts = decision_preview.Facts(
+            record=record,
+            request=_request(record),
+            requester=self._requester(record),
+            plan=plan,
+            latest=None if plan is None else a.latest_session(plan),
+            state=a.recorder.journal.state,
+            settings=a.settings,
+            dry_run_switch=switches.dry_run,
+            kill_switch=switches.kill_switch,
+            now=time.time(),
+        )
+        return decision_preview.preview(facts)
+
+    def approve(
+        self,
+        approver: Caller,
+        decision_id: str,
+        remote: str = "",
+        reason: str = "",
+        *,
+        mode: str | None = None,
+        fingerprint: str | None = None,
+    ) -> Decision:
+        """An approver says yes to what it saw: `mode` and `fingerprint` from the decision's view. If what
+        approving does now differs (mode, checks, the plan's state), nothing happens: 409."""
         record = self._decisions().get(decision_id)
         refusal = self._approver_refusal(approver, decision_id, record)
         if refusal is not None or record is None:
             outcome, status, why = refusal or ("invalid", 404, "no pending decision")
             return self._refuse(approver, decision_id, record, outcome, status, why, remote)
-        plan = next((p for p in self.actions.store.current().plans if p.id == record.get("plan_id")), None)
-        if plan is None:
-            why = "the plan is not among EM's plans now; the decision still waits"
-            return self._refuse(approver, decision_id, record, "conflict", 409, why, remote)
-        if not guards.allowed(approver, plan, self.actions.settings):
+        if mode not in decision_preview.MODES or not fingerprint:
+            why = (
+                "an approval names what it approves: give mode ('start' or 'dry_run') and fingerprint "
+                f"as GET /api/v1/decisions or /status/decisions/{decision_id} shows them now"
+            )
+            return self._refuse(approver, decision_id, record, "invalid", 400, why, remote)
+        plan = self._plan(record)
+        if plan is not None and not guards.allowed(approver, plan, self.actions.settings):
             why = f"plan not allowed for caller {approver.name!r}"
             return self._refuse(approver, decision_id, record, "forbidden", 403, why, remote)
-        requester = next((c for c in self.actions.settings.callers if c.name == record.get("caller")), None)
-        if requester is None:
-            why = f"the requester {record.get('caller')!r} is no longer a caller: reject the decision"
-            return self._refuse(approver, decision_id, record, "forbidden", 403, why, remote)
-        req = _request(record)
-        attempt = Attempt(decision_id, requester, req, plan)
-        start_date, refused = guards.admit(
-            plan,
-            requester,
-            req,
-            self.actions.settings,
-            time.time(),
-            kill_switch=self.actions.switches().kill_switch,
-        )
-        if refused is not None:
-            why = f"{refused.reason}; the decision still waits"
-            return self._refuse(approver, decision_id, record, refused.outcome, refused.status, why, remote)
-        with self.actions.lock_for(plan.id):
+        with self.actions.lock_for(str(record.get("plan_id"))):
             if decision_id not in self._decisions():  # another approver, or the expiry, came first
                 why = "the decision was decided or expired meanwhile"
                 return self._refuse(approver, decision_id, record, "conflict", 409, why, remote)
-            return self.actions.start_locked(
-                attempt, start_date, None, approved_by=approver.name, approval_reason=reason
+            now = self._preview(record, plan)
+            if (now.mode, now.fingerprint) != (mode, fingerprint):
+                why = (
+                    f"what approving does changed since you looked: now {now.mode_reason}; checks: "
+                    f"{'pass' if now.refusal is None else now.refusal.reason}; {now.plan_state}. "
+                    "Nothing was done; look again"
+                )
+                return self._refuse(approver, decision_id, record, "conflict", 409, why, remote)
+            if now.refusal is not None or plan is None:
+                r = now.refusal or guards.Refusal("conflict", 409, "the plan is not among EM's plans now")
+                why = f"{r.reason}; the decision still waits"
+                return self._refuse(approver, decision_id, record, r.outcome, r.status, why, remote)
+            requester = self._requester(record)
+            req = _request(record)
+            start_date, _ = guards.admit(
+                plan, requester or approver, req, self.actions.settings, time.time(), kill_switch=False
             )
+            attempt = Attempt(decision_id, requester, req, plan)
+            return self.actions.start_locked(
+                attempt, start_date, None, Approval(approver.name, reason or "approved", mode == "dry_run")
+            )
+
+    def _plan(self, record: dict[str, Any]) -> Plan | None:
+        return next((p for p in self.actions.store.current().plans if p.id == record.get("plan_id")), None)
+
+    def _requester(self, record: dict[str, Any]) -> Caller | None:
+        return next((c for c in self.actions.settings.callers if c.name == record.get("caller")), None)
 
     def reject(self, caller: Caller, decision_id: str, reason: str) -> tuple[int, dict[str, Any]]:
         """An approver says no, or the requester withdraws its own request."""
@@ -119,7 +185,11 @@ class Approvals:
             if decision_id not in self._decisions():
                 why = "the decision was decided or expired meanwhile"
                 return 409, {"request_id": decision_id, "outcome": "conflict", "reason": why}
-            self.close(decision_id, "rejected", caller.name, reason or "rejected")
+            try:
+                self.close(decision_id, "rejected", caller.name, reason or "rejected")
+            except AuditWriteError as exc:
+                why = f"{exc}: a rejection must be on record to hold; the decision still waits, try again"
+                return 503, {"request_id": decision_id, "outcome": "audit_error", "reason": why}
         return 200, {"request_id": decision_id, "outcome": "rejected", "reason": reason or "rejected"}
 
     def expire_due(self) -> bool:
@@ -131,15 +201,15 @@ class Approvals:
             with self.actions.lock_for(str(record.get("plan_id"))):
                 if rid in self._decisions():
                     minutes = self.actions.settings.approval_timeout_seconds / 60
-                    self.close(
-                        rid,
-                        "expired",
-                        None,
-                        f"nobody approved it within {minutes:g} minutes; nothing started",
-                    )
+                    why = f"nobody approved it within {minutes:g} minutes; nothing started"
+                    try:
+                        self.close(rid, "expired", None, why)
+                    except AuditWriteError as exc:  # past its expiry it cannot be approved; tried again
+                        log.error("%s: decision %s expired but is not on record yet", exc, rid)
         return False  # the loop goes on
 
     def close(self, decision_id: str, verdict: str, by: str | None, reason: str) -> None:
+        """On disk, or AuditWriteError and the decision still waits."""
         record = self._decisions().get(decision_id)
         if record is not None:
             self.actions.recorder.verdict(record, verdict, by, reason)

@@ -9,7 +9,9 @@ are intact because each one is written whole with a single `write` and fsync'd.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -36,16 +38,27 @@ class AuditLog:
         self.lines_written = 0
         self.skipped_on_load = 0
         self._torn = False  # a write failed part-way: end that line before the next record
+        self._lock_fd: int | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_APPEND: every write lands at the end, whole, even if two processes share the file.
+            self._lock_fd = _exclusive(self.path)
+            # O_APPEND: every write lands at the end, whole.
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             warn_if_others_can_read(self.path, "the audit log")
-            if _ends_mid_line(self.path):
-                # A crash cut the last line short: end it, or our next record would be glued to it
-                # and lost with it.
-                os.write(self._fd, b"\n")
-                os.fsync(self._fd)
+            # A crash cut the last line short: it is ended before the next record, or that record
+            # would be glued to it and lost with it. On a full disk that waits (the exporter still
+            # starts and serves; a start fails closed until the disk takes the line end).
+            self._torn = _ends_mid_line(self.path)
+            if self._torn:
+                try:
+                    self._end_torn_line()
+                except OSError as exc:
+                    log.error(
+                        "audit log %s ends in a line cut short and the disk refuses its end (%s): "
+                        "no start until it has room",
+                        self.path,
+                        exc.strerror or exc,
+                    )
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Every record, oldest first; cut-short lines counted in skipped_on_load (and what a cut-short
@@ -77,8 +90,7 @@ class AuditLog:
             if self._fd is not None:
                 try:
                     if self._torn:
-                        _write_all(self._fd, b"\n")
-                        self._torn = False
+                        self._end_torn_line()
                     _write_all(self._fd, line)
                     os.fsync(self._fd)
                 except OSError as exc:
@@ -87,6 +99,12 @@ class AuditLog:
             self.recent.append(record)
             self.lines_written += 1
         return record
+
+    def _end_torn_line(self) -> None:
+        assert self._fd is not None
+        _write_all(self._fd, b"\n")
+        os.fsync(self._fd)
+        self._torn = False
 
     def size(self) -> int:
         return 0 if self.path is None or not self.path.exists() else self.path.stat().st_size
@@ -133,9 +151,34 @@ class AuditLog:
 
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            for fd in (self._fd, self._lock_fd):
+                if fd is not None:
+                    os.close(fd)
+            self._fd = self._lock_fd = None
+
+
+class AuditLogInUse(RuntimeError):
+    """Another process holds the audit log: two exporters on one log could both start the same plan."""
+
+
+def _exclusive(path: Path) -> int:
+    """An exclusive lock on `<log>.lock` for as long as this process runs (a lock on the log itself would
+    not survive its rotation); AuditLogInUse if another process holds it."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise AuditLogInUse(
+            f"the audit log {path} is in use by another exporter process (pid {holder}): two processes on "
+            "one log could both start a plan, so this one does not enable actions"
+        ) from None
+    with contextlib.suppress(OSError):  # the holder's pid, for the message above; a full disk may refuse
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 class AuditWriteError(OSError):

@@ -13,6 +13,7 @@ into the form's body, never in a URL; a form posted from another origin is refus
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,8 +32,19 @@ from exporter.http.request_body import BadRequest, content_type, json_object, re
 if TYPE_CHECKING:  # types only
     from exporter.actions.engine import Actions
 
+# the endpoints, in the order decision_routes binds their handlers; without actions the same paths answer
+DECISION_PATHS = (
+    ("/api/v1/decisions", ("GET",)),
+    ("/api/v1/decisions/{id}/approve", ("POST",)),
+    ("/api/v1/decisions/{id}/reject", ("POST",)),
+    ("/status/decisions/{id}", ("GET",)),
+    ("/api/v1/switches", ("GET", "PUT")),
+)
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY = 16 * 1024
+MAX_FORM = 4 * 1024  # a token, a reason of 500 characters, what the page showed
+APPROVAL_FIELDS = {"reason", "mode", "fingerprint"}
+FORM_FIELDS = {"token", *APPROVAL_FIELDS}
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="veeam-failover-exporter"'}
 
 
@@ -44,6 +56,13 @@ def _json_fields(body: bytes, known: set[str]) -> dict[str, Any]:
     return json_object(body, known) if body.strip() else {}
 
 
+def _text_field(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and (not isinstance(value, str) or len(value) > 100):
+        raise BadRequest(400, f"{name} must be a string of at most 100 characters")
+    return value
+
+
 def _reason(data: dict[str, Any]) -> str:
     reason = data.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 500:
@@ -51,17 +70,20 @@ def _reason(data: dict[str, Any]) -> str:
     return reason
 
 
-def _form(request: Request, body: bytes) -> dict[str, str]:
-    """The decision page's form: one token, an optional reason; from this exporter's own page only."""
+def _same_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise BadRequest(403, "a form posted from another site is refused")
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The decision page's form: one token, an optional reason, what the page showed; each once."""
     try:
-        fields = parse_qs(body.decode("utf-8"), strict_parsing=bool(body), max_num_fields=4)
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=bool(body), max_num_fields=len(FORM_FIELDS))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(400, "form body is not valid") from None
-    if any(len(v) != 1 for v in fields.values()) or set(fields) - {"token", "reason"}:
-        raise BadRequest(400, "form fields: token and reason, each once")
+    if any(len(v) != 1 for v in fields.values()) or set(fields) - FORM_FIELDS:
+        raise BadRequest(400, f"form fields: {', '.join(sorted(FORM_FIELDS))}, each once")
     return {k: v[0] for k, v in fields.items()}
 
 
@@ -74,15 +96,25 @@ def decision_routes(actions: Actions) -> list[Route]:
             actions.recorder.unauthenticated(Attempt(request_id(), None, req, None), "missing or wrong token")
         return caller
 
-    async def who(request: Request, body: bytes) -> tuple[Caller | None, dict[str, Any], bool]:
-        """The caller and the fields of an approve or reject: from a bearer token and JSON, or a form."""
+    async def who(request: Request) -> tuple[Caller | None, dict[str, Any], bool]:
+        """The caller and the fields of an approve or reject: from a bearer token and JSON, or a form.
+        A bearer token is checked before any body is read; a form (its token is in the body) must come
+        from this exporter's page and declare a small length (the listener bounds its time)."""
         ctype = content_type(request)
         if ctype == FORM:
-            fields = _form(request, body)
+            _same_origin(request)
+            declared = request.headers.get("content-length", "")
+            if not declared.isdigit() or int(declared) > MAX_FORM:
+                raise BadRequest(411, f"a form needs a Content-Length of at most {MAX_FORM} bytes")
+            fields = _form(await read_limited(request, MAX_FORM))
             return caller_of(f"Bearer {fields.get('token', '')}", request), fields, True
+        caller = caller_of(request.headers.get("authorization"), request)
+        if caller is None:
+            return None, {}, False
+        body = await _read(request)
         if body.strip() and ctype != "application/json":
             raise BadRequest(415, "Content-Type must be application/json (or a form from the decision page)")
-        return caller_of(request.headers.get("authorization"), request), _json_fields(body, {"reason"}), False
+        return caller, _json_fields(body, APPROVAL_FIELDS), False
 
     def answer(status: int, content: dict[str, Any], as_page: bool) -> Response:
         if as_page:
@@ -101,8 +133,9 @@ def decision_routes(actions: Actions) -> list[Route]:
         did = request.path_params["id"][:64]
         as_page = request.headers.get("content-type", "").startswith(FORM)
         try:
-            caller, fields, as_page = await who(request, await _read(request))
+            caller, fields, as_page = await who(request)
             reason = _reason(fields)
+            mode, fingerprint = _text_field(fields, "mode"), _text_field(fields, "fingerprint")
         except BadRequest as exc:
             return answer(
                 exc.status, {"request_id": did, "outcome": "invalid", "reason": exc.reason}, as_page
@@ -115,8 +148,22 @@ def decision_routes(actions: Actions) -> list[Route]:
             )
         remote = request.client.host if request.client else ""
         if verb == "approve":
-            d = await run_in_threadpool(actions.approvals.approve, caller, did, remote, reason)
-            return answer(d.status, {**d.to_json(), "approver": caller.name}, as_page)
+            d = await run_in_threadpool(
+                partial(
+                    actions.approvals.approve,
+                    caller,
+                    did,
+                    remote,
+                    reason,
+                    mode=mode,
+                    fingerprint=fingerprint,
+                )
+            )
+            content = {**d.to_json(), "approver": caller.name}
+            now = actions.approvals.preview(did) if d.status in (400, 409) else None
+            if now is not None:  # still waiting: what approving would do now
+                content["now"] = now.to_json()
+            return answer(d.status, content, as_page)
         status, content = await run_in_threadpool(actions.approvals.reject, caller, did, reason)
         return answer(status, content, as_page)
 
@@ -130,9 +177,11 @@ def decision_routes(actions: Actions) -> list[Route]:
 
     async def page(request: Request) -> Response:
         did = request.path_params["id"][:64]
-        record = actions.recorder.journal.state.decisions.get(did)
+        record, now = await run_in_threadpool(actions.approvals.view, did)
         return HTMLResponse(
-            decision_page.render(did, record, actions.settings.approval_timeout_seconds),
+            decision_page.render(
+                did, record, None if now is None else now.to_json(), actions.settings.approval_timeout_seconds
+            ),
             status_code=200 if record is not None else 404,
             headers=decision_page.HEADERS,
         )
@@ -165,10 +214,5 @@ def decision_routes(actions: Actions) -> list[Route]:
             )
         return JSONResponse(now.to_json())
 
-    return [
-        Route("/api/v1/decisions", listing, methods=["GET"]),
-        Route("/api/v1/decisions/{id}/approve", approve, methods=["POST"]),
-        Route("/api/v1/decisions/{id}/reject", reject, methods=["POST"]),
-        Route("/status/decisions/{id}", page, methods=["GET"]),
-        Route("/api/v1/switches", switches, methods=["GET", "PUT"]),
-    ]
+    handlers = [listing, approve, reject, page, switches]
+    return [Route(path, h, methods=list(m)) for (path, m), h in zip(DECISION_PATHS, handlers, strict=True)]

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 from exporter.actions import guards, switches
 from exporter.actions.announce import Announcer
 from exporter.actions.approvals import Approvals
-from exporter.actions.audit import AuditWriteError
-from exporter.actions.model import Attempt, Decision, StartRequest, request_id
+from exporter.actions.audit import AuditLogInUse, AuditWriteError
+from exporter.actions.model import Approval, Attempt, Decision, StartRequest, request_id
 from exporter.actions.recorder import Recorder
 from exporter.actions.switches import Switches
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
 from exporter.em.errors import EMError
+from exporter.em.model import Plan, Session
 from exporter.http.auth import bearer, matching
 from exporter.polling.snapshot import Store
 
@@ -56,13 +57,17 @@ class Actions:
         self.wake_poller = wake_poller
         self.on_started = on_started  # EM accepted a start on this backup server (a collection follows)
         self.announcer = Announcer(settings.notifications, settings.external_url)
-        self.recorder = Recorder(
-            settings.audit_log,
-            lambda: self.switches().dry_run,
-            store,
-            settings.audit_log_rotate_bytes,
-            self.announcer,
-        )
+        try:
+            self.recorder = Recorder(
+                settings.audit_log,
+                lambda: self.switches().dry_run,
+                store,
+                settings.audit_log_rotate_bytes,
+                self.announcer,
+            )
+        except AuditLogInUse:
+            self.announcer.close()
+            raise
         self.tracker = TaskTracker(client, self.recorder, settings, wake_poller)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -98,19 +103,8 @@ class Actions:
         with self.lock_for(plan.id):
             return self.start_locked(replace(attempt, request=scoped), start_date, req.idempotency_key)
 
-    def start_locked(
-        self,
-        attempt: Attempt,
-        start_date: datetime | None,
-        legacy_key: str | None,
-        approved_by: str | None = None,
-        approval_reason: str = "",
-    ) -> Decision:
-        """The checks under the plan's lock, then the start. `approved_by`: an approver said yes to this
-        pending decision (approvals.py holds the plan's lock and checked the rest again)."""
-        plan = attempt.plan
-        assert plan is not None
-        latest = next(
+    def latest_session(self, plan: Plan) -> Session | None:
+        return next(
             (
                 s
                 for s in self.store.current().sessions
@@ -118,8 +112,21 @@ class Actions:
             ),
             None,
         )
+
+    def start_locked(
+        self,
+        attempt: Attempt,
+        start_date: datetime | None,
+        legacy_key: str | None,
+        approval: Approval | None = None,
+    ) -> Decision:
+        """The checks under the plan's lock, then the start. `approval`: an approver said yes to this
+        pending decision (approvals.py holds the plan's lock and checked what it saw)."""
+        plan = attempt.plan
+        assert plan is not None
+        latest = self.latest_session(plan)
         state = self.recorder.journal.state
-        own = attempt.request_id if approved_by else ""
+        own = attempt.request_id if approval else ""
         refusal = guards.clear_to_start(
             plan, attempt.request, state, latest, self.settings, time.time(), legacy_key, own
         )
@@ -131,22 +138,33 @@ class Actions:
             "start": "now" if start_date is None else start_date.astimezone(UTC).isoformat(),
             "previous_session_id": None if latest is None else latest.id,
         }
-        if approved_by is None and guards.approval_required(plan, self.settings):
+        if approval is None and guards.approval_required(plan, self.settings):
             # Nobody is asked to approve what the limits would refuse anyway.
             refusal = guards.within_limits(plan, state, self.settings, time.time())
             if refusal is not None:
                 return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
             return self.approvals.open(attempt, spec)
-        if approved_by is not None:
-            self.approvals.close(attempt.request_id, "approved", approved_by, approval_reason or "approved")
-            spec["approver"] = approved_by
-        if self.switches().dry_run or attempt.request.dry_run:
-            return self.recorder.decide(
-                attempt, "dry_run", 200, "dry run: every check passed, nothing sent", extra=spec
-            )
-        # The limits across plans are checked, and the start put on disk, under one lock: requests for
-        # many plans at once cannot all pass the check before any of them counts.
+        # The mode, the limits across plans and the start on disk are settled under one lock: no switch
+        # changes meanwhile, and requests for many plans at once cannot all pass the limits before any
+        # of them counts.
         with self.limits_lock:
+            dry_run = self.switches().dry_run or attempt.request.dry_run
+            if approval is not None:
+                if dry_run != approval.dry_run:
+                    modes = ("a dry run", "a real start")
+                    was, now = modes if approval.dry_run else modes[::-1]
+                    why = f"approved as {was}, but it is {now} now"
+                    return self.recorder.decide(attempt, "conflict", 409, f"{why}: nothing was done")
+                try:
+                    self.approvals.close(attempt.request_id, "approved", approval.by, approval.reason)
+                except AuditWriteError as exc:
+                    why = f"{exc}: an approval must be on record before it acts; nothing was done"
+                    return self.recorder.decide(attempt, "audit_error", 503, why)
+                spec["approver"] = approval.by
+            if dry_run:
+                return self.recorder.decide(
+                    attempt, "dry_run", 200, "dry run: every check passed, nothing sent", extra=spec
+                )
             refusal = guards.within_limits(plan, self.recorder.journal.state, self.settings, time.time())
             if refusal is not None:
                 return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)

@@ -178,13 +178,14 @@ def em_failure(exc: EMError) -> tuple[int, str, str | None]:
             "; EM refused the exporter's logon (check its EM account)" if exc.reason == "logon" else ""
         )
         return 503, why, None
-    if exc.from_em and exc.status is not None and 400 <= exc.status < 500:
+    if exc.from_em and exc.status is not None and 400 <= exc.status < 500 and exc.status != 401:
         # EM's own Error document refusing the request itself: it did not start the plan.
         return 422, f"EM refused the start: {exc}", None
     if exc.from_em and exc.status == 503:
         # EM's own "temporarily overloaded" (documented for overload and maintenance): not taken on.
         return 503, f"EM unavailable: {exc}", None
-    # The request went out and no answer says EM refused it: no answer, an unreadable one, a 5xx, or a
+    # The request went out and no answer says EM refused it: no answer, an unreadable one, a 5xx, a 401
+    # (our logon was checked just before; something in front of EM may say 401 after EM acted), or a
     # proxy's or gateway's page (a 502 or 504 while EM acted). EM may have started the plan: count it
     # as started and never try again on our own (a retry could start it twice).
     return (

@@ -94,6 +94,15 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """An approver's yes to a pending decision, and the mode it saw (a dry run, or a real start)."""
+
+    by: str
+    reason: str
+    dry_run: bool
+
+
+@dataclass(frozen=True)
 class Decision:
     request_id: str
     outcome: Outcome

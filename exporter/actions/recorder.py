@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exporter.actions.announce import Announcer
+from exporter.actions.audit import AuditWriteError
 from exporter.actions.journal import Journal
 from exporter.actions.model import Attempt, Decision, Outcome
 from exporter.polling.snapshot import Store
@@ -68,8 +69,26 @@ class Recorder:
         em_task_id: str | None = None,
         extra: dict[str, Any] | None = None,
         audit_outcome: str | None = None,
+        durable: bool = False,
     ) -> Decision:
-        """The answer to a request: on disk first, then counted, logged, and returned."""
+        """The answer to a request: on disk first, then counted, logged, and returned. `durable`: an
+        answer that must not be given unless it is on disk (a pending decision): else 503 audit_error."""
+        if durable:
+            record = self._record(attempt, outcome, status, reason, em_task_id, extra)
+            try:
+                self.journal.write_now(record)
+            except AuditWriteError as exc:
+                why = f"{exc}: a decision must be on record before it is answered; nothing was done"
+                return self.decide(attempt, "audit_error", 503, why)
+            self._announcer.announce(record)
+            return self._answered(attempt, outcome, status, reason, em_task_id)
+        self.write(attempt, audit_outcome or outcome, status, reason, em_task_id=em_task_id, extra=extra)
+        return self._answered(attempt, outcome, status, reason, em_task_id)
+
+    def _answered(
+        self, attempt: Attempt, outcome: Outcome, status: int, reason: str, em_task_id: str | None
+    ) -> Decision:
+        """Counted, logged, returned: the record is written."""
         plan = attempt.plan
         decision = Decision(
             request_id=attempt.request_id,
@@ -80,7 +99,6 @@ class Recorder:
             plan_id=None if plan is None else plan.id,
             em_task_id=em_task_id,
         )
-        self.write(attempt, audit_outcome or outcome, status, reason, em_task_id=em_task_id, extra=extra)
         with self._lock:
             self.requests[(decision.plan or "", attempt.request.source, outcome)] += 1
             if outcome == "pending":
@@ -116,11 +134,12 @@ class Recorder:
         self._announcer.announce(record)
 
     def verdict(self, record: dict[str, Any], verdict: str, by: str | None, reason: str) -> None:
-        """What became of a pending decision: approved, rejected or expired; on record and counted."""
+        """What became of a pending decision: approved, rejected or expired; on disk before it holds
+        (else AuditWriteError, and the decision still waits), then counted."""
         fields = ("request_id", "plan", "plan_id", "backup_server", "source", "caller", "alert_fingerprint")
-        self.note(
-            {**{k: record.get(k) for k in fields}, "outcome": verdict, "approver": by, "reason": reason}
-        )
+        closing = {**{k: record.get(k) for k in fields}, "outcome": verdict, "approver": by, "reason": reason}
+        self.journal.write_now(closing)
+        self._announcer.announce(closing)
         with self._lock:
             self.verdicts[(str(record.get("plan") or ""), verdict)] += 1
         self._store.publish()

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from exporter.actions import alertmanager, guards
-from exporter.actions.decision_routes import decision_routes
+from exporter.actions.decision_routes import DECISION_PATHS, decision_routes
 from exporter.actions.model import Attempt, Decision, Outcome, Source, StartRequest, request_id
 from exporter.config import Caller
 from exporter.http.request_body import BadRequest, content_type, json_object, read_limited
@@ -21,6 +21,13 @@ if TYPE_CHECKING:  # types only
 
 
 START_FIELDS = {"start_now", "start_date", "dry_run", "reason"}
+# the endpoints of this module (the decisions' are decision_routes.DECISION_PATHS): enabled or not, the
+# same paths answer
+PATHS = (
+    ("/api/v1/plans/{plan}/start", ("POST",)),
+    ("/api/v1/alertmanager", ("POST",)),
+    ("/api/v1/actions", ("GET",)),
+)
 
 
 def _json(decision: Decision, **headers: str) -> JSONResponse:
@@ -77,20 +84,23 @@ def _rfc3339(value: Any) -> datetime:
     return when
 
 
-def action_routes(actions: Actions | None) -> list[Route]:
+def action_routes(actions: Actions | None, unavailable: str | None = None) -> list[Route]:
+    """The action endpoints; without actions, the same paths answer why not: 404 when the config leaves
+    them off, 503 when they are configured but cannot run (`unavailable` says why)."""
     if actions is None:
+        status, why = (
+            (404, "actions are disabled (set actions.enabled)")
+            if unavailable is None
+            else (
+                503,
+                f"actions are unavailable: {unavailable}",
+            )
+        )
 
         async def disabled(request: Request) -> Response:
-            return JSONResponse({"error": "actions are disabled (set actions.enabled)"}, status_code=404)
+            return JSONResponse({"error": why}, status_code=status)
 
-        return [
-            Route("/api/v1/plans/{plan}/start", disabled, methods=["POST"]),
-            Route("/api/v1/alertmanager", disabled, methods=["POST"]),
-            Route("/api/v1/actions", disabled, methods=["GET"]),
-            Route("/api/v1/decisions", disabled, methods=["GET"]),
-            Route("/api/v1/decisions/{id}/{verb}", disabled, methods=["POST"]),
-            Route("/api/v1/switches", disabled, methods=["GET", "PUT"]),
-        ]
+        return [Route(path, disabled, methods=list(methods)) for path, methods in (*PATHS, *DECISION_PATHS)]
     limit = actions.settings.max_body_bytes
     label = actions.settings.alertmanager_plan_label
 
@@ -179,12 +189,9 @@ def action_routes(actions: Actions | None) -> list[Route]:
         mine = caller.name if set(caller.roles) <= {"starter"} else None
         return JSONResponse({"actions": actions.recorder.journal.recent(limit_n, mine)})
 
-    return [
-        Route("/api/v1/plans/{plan}/start", start, methods=["POST"]),
-        Route("/api/v1/alertmanager", webhook, methods=["POST"]),
-        Route("/api/v1/actions", recent, methods=["GET"]),
-        *decision_routes(actions),
-    ]
+    handlers = {"start": start, "alertmanager": webhook, "actions": recent}
+    own = [Route(path, handlers[path.split("/")[-1]], methods=list(methods)) for path, methods in PATHS]
+    return [*own, *decision_routes(actions)]
 
 
 def _notification(

@@ -32,6 +32,7 @@ _T = TypeVar("_T")
 Recorder = Callable[[str, str, int, str, bytes], None]
 
 EP_PLANS = "/api/cloud/cloudFailoverPlans"
+EP_PLAN = "/api/cloud/cloudFailoverPlans/{id}"
 EP_START = "/api/cloud/cloudFailoverPlans/{id}?action=start"
 EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
 EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
@@ -156,14 +157,16 @@ class EMClient:
         return self.points.by_id(point_id)
 
     def start_plan(self, plan_id: str, start_date: datetime | None = None) -> Task:
-        """POST ?action=start. XML elements in XSD order; exactly one of StartNow / StartDate."""
+        """POST ?action=start, sent once. XML elements in XSD order; exactly one of StartNow / StartDate.
+
+        Just before, the plan is read (one GET): an expired logon is renewed there, so the start itself
+        rarely meets a 401; and it is never re-sent after one (something in front of EM may answer 401
+        after EM acted)."""
         content = _start_spec(start_date)
+        path = f"/cloud/cloudFailoverPlans/{quote(plan_id, safe='')}"
+        self.session.request("GET", path, EP_PLAN)
         body = self.session.request(
-            "POST",
-            f"/cloud/cloudFailoverPlans/{quote(plan_id, safe='')}?action=start",
-            EP_START,
-            expect=(202,),
-            content=content,
+            "POST", f"{path}?action=start", EP_START, expect=(202,), content=content, once=True
         )
         try:
             return parse.parse_task(body)

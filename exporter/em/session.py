@@ -185,8 +185,10 @@ class EMSession:
         *,
         expect: Iterable[int] = (200,),
         content: bytes | None = None,
+        once: bool = False,
     ) -> bytes:
-        """An authenticated call. Logs on if needed; on 401 logs on again once and retries."""
+        """An authenticated call. Logs on if needed; on 401 logs on again once and retries, unless
+        `once`: a request that may act (a start) is never sent twice, whatever the first answer was."""
         for attempt in (1, 2):
             with self._logon_lock:
                 if self._token is None:
@@ -200,7 +202,7 @@ class EMSession:
             if content is not None:
                 headers["Content-Type"] = XML
             resp, body = self.send(method, path, endpoint, headers=headers, content=content)
-            if resp.status_code == 401 and attempt == 1:
+            if resp.status_code == 401 and attempt == 1 and not once:
                 log.info("EM answered 401 on %s: logon session expired, logging on again", endpoint)
                 with self._logon_lock:
                     if self._token == token:  # nobody renewed it meanwhile

@@ -42,8 +42,12 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def render(decision_id: str, record: dict[str, Any] | None, timeout_seconds: float) -> str:
-    if record is None:
+def render(
+    decision_id: str, record: dict[str, Any] | None, now: dict[str, Any] | None, timeout_seconds: float
+) -> str:
+    """The decision as it stands, and what approving it does *now* (not what it did when requested): the
+    form carries the mode and fingerprint shown, so an approval of facts that changed is refused."""
+    if record is None or now is None:
         return _page("No pending decision", "<p>It was approved, rejected or expired, or never made.</p>")
     rows = "".join(
         f"<tr><th>{e(label)}</th><td>{e(record.get(key) if record.get(key) is not None else '')}</td></tr>"
@@ -53,19 +57,29 @@ def render(decision_id: str, record: dict[str, Any] | None, timeout_seconds: flo
     if isinstance(alert, dict) and alert:
         labels = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(alert.items()))
         rows += f"<tr><th>Alert labels</th><td>{labels}</td></tr>"
-    mode = "a dry run (nothing is sent to EM)" if record.get("dry_run") else "a real failover start"
+    rows += f"<tr><th>Plan now</th><td>{e(now['plan_state'])}</td></tr>"
+    passes = now["checks"] == "pass"
+    checks = "every check passes now" if passes else f"refused now: {now['checks']}"
+    css = "ok" if passes else "bad"
+    rows += f"<tr><th>Checks now</th><td class='{css}'>{e(checks)}</td></tr>"
+    mode = now["mode"]
+    button = "Approve: start the failover" if mode == "start" else "Approve: dry run only"
     form = (
         f"<form method='post' action='/api/v1/decisions/{e(decision_id)}/approve'>"
+        f"<input type='hidden' name='mode' value='{e(mode)}'>"
+        f"<input type='hidden' name='fingerprint' value='{e(now['fingerprint'])}'>"
         "<p><label>Your approver token <input type='password' name='token' autocomplete='off' required>"
         "</label></p><p><label>Reason (optional) <input type='text' name='reason' maxlength='500'>"
-        "</label></p><p><button type='submit'>Approve: start the failover</button> "
+        f"</label></p><p><button type='submit'>{e(button)}</button> "
         f"<button type='submit' formaction='/api/v1/decisions/{e(decision_id)}/reject'>Reject</button></p>"
         "</form>"
     )
     body = (
-        f"<p>Decision <code>{e(decision_id)}</code> waits for an approver. Approving it runs every check "
-        f"again and then asks Enterprise Manager to start the plan: {e(mode)}. The requester cannot "
-        f"approve it; unanswered, it expires {timeout_seconds / 60:g} minutes after the request.</p>"
+        f"<p>Decision <code>{e(decision_id)}</code> waits for an approver. Approving it now: "
+        f"<b class='{'bad' if mode == 'start' else ''}'>{e(now['mode_reason'])}</b>. Every check runs "
+        "again first; if what approving does has changed since this page was loaded (the mode, the checks, "
+        "the plan's state), nothing is done and the new facts are shown. The requester cannot approve it; "
+        f"unanswered, it expires {timeout_seconds / 60:g} minutes after the request.</p>"
         f"<table><tbody>{rows}</tbody></table>{form}"
     )
     return _page("Failover start waiting for approval", body)
@@ -82,4 +96,9 @@ def result(status: int, content: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in content.items() if isinstance(v, str | int)
     )
-    return _page(title, f"<table><tbody>{rows}</tbody></table>")
+    now = content.get("now")
+    if isinstance(now, dict):  # refused because it changed: what approving does now
+        rows += "".join(f"<tr><th>now: {e(k)}</th><td>{e(v)}</td></tr>" for k, v in now.items())
+    back = content.get("request_id")
+    link = f"<p><a href='/status/decisions/{e(back)}'>Look again</a></p>" if isinstance(now, dict) else ""
+    return _page(title, f"<table><tbody>{rows}</tbody></table>{link}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from exporter.http import strict_json
 
@@ -30,11 +30,14 @@ async def read_limited(request: Request, limit: int) -> bytes:
         raise BadRequest(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # no Content-Length (chunked): stop reading, do not buffer it all
-            raise BadRequest(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:  # no Content-Length (chunked): stop reading, do not buffer it all
+                raise BadRequest(413, f"body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the listener closed it (body time-out, room for others) or the client left
+        raise BadRequest(408, "the body did not arrive") from None
     return b"".join(chunks)
 
 

@@ -132,7 +132,7 @@ class Simulator:
         if delay:
             await asyncio.sleep(delay)
         with self.world.lock:
-            active = faults.take()
+            active = faults.take(request.method)
         if active is None:
             return None
         if active.status is not None:

@@ -25,6 +25,7 @@ class Faults:
     trickle: float = 0.0  # send the answer 64 bytes at a time, this many seconds apart (slowloris)
     unknown_enums: bool = False  # State and Result values EM never documented
     remaining: int | None = None
+    only_method: str | None = None  # the answer faults hit only calls of this method (POST: the actions)
     refuse_logon: bool = False  # logons fail with 401 whatever the credentials
     expire_tokens_in: int | None = None  # forget every logon session after this many more API calls
     duplicate_sessions: bool = False  # the session query lists every session twice, out of order
@@ -43,9 +44,11 @@ class Faults:
         "unknown_enums",
     )
 
-    def take(self) -> Faults | None:
+    def take(self, method: str = "GET") -> Faults | None:
         """The answer faults for one API call (and count it against `remaining`)."""
         if not any(getattr(self, f) for f in self.ANSWER_FAULTS):
+            return None
+        if self.only_method is not None and method != self.only_method:
             return None
         if self.remaining is not None:
             if self.remaining <= 0:

@@ -12,7 +12,7 @@ import httpx
 from exporter.config import ActionSettings, Caller, NotificationTarget, PollSettings
 from exporter.secret import Secret
 from tests.e2e.test_runbook_e2e import AM_TOKEN, SITE_DOWN_RULE, am_config, wait_for
-from tests.helpers import exporter_config, running_exporter, running_sim, value
+from tests.helpers import exporter_config, running_exporter, running_sim, value, what_approving_does
 from tests.procs import alertmanager, prometheus
 from tests.receiver import running_receiver
 
@@ -90,6 +90,7 @@ def test_alert_waits_for_a_second_person_then_starts_once(tmp_path: Path) -> Non
                     return httpx.post(
                         f"{exp.url}/api/v1/decisions/{did}/approve",
                         headers={"Authorization": f"Bearer {token}"},
+                        json=what_approving_does(exp.url, did, APPROVER) or None,
                         timeout=30,
                     )
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.helpers import Samples, parse_samples, series, value
+from tests.helpers import Samples, page_form_fields, parse_samples, series, value
 
 
 def free_port() -> int:
@@ -120,9 +120,11 @@ def test_demo_with_actions_walks_the_approval_flow_as_a_dry_run() -> None:
         assert asked.status_code == 202 and asked.json()["outcome"] == "pending", asked.text
         did = asked.json()["request_id"]
         assert f"/status/decisions/{did}" in httpx.get(url + "/status", timeout=10).text
+        page = httpx.get(f"{url}/status/decisions/{did}", timeout=10).text
+        assert "Approving it now: <b class=''>a dry run" in page  # what approving does now, said plainly
         approved = httpx.post(
             f"{url}/api/v1/decisions/{did}/approve",
-            content=f"token={printed['approver']}",
+            content=f"token={printed['approver']}&{page_form_fields(page)}",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             timeout=10,
         )

@@ -324,7 +324,8 @@ def test_a_lost_answer_to_a_start_counts_as_started_and_is_never_retried(
     tmp_path: Path, fault: dict[str, object]
 ) -> None:
     with env(tmp_path, cooldown_seconds=0) as e:
-        e.sim.world.faults.update({**fault, "remaining": 1})  # EM starts the plan; its answer is lost
+        # EM starts the plan; its answer is lost
+        e.sim.world.faults.update({**fault, "remaining": 1, "only_method": "POST"})
         r = e.start(ACME, **{"Idempotency-Key": "k2"})
         assert r.status_code == 504 and r.json()["outcome"] == "em_error"
         assert "the start may have happened" in r.json()["reason"]

@@ -15,7 +15,16 @@ import pytest
 
 from exporter.config import ActionSettings, Caller, NotificationTarget
 from exporter.secret import Secret
-from tests.helpers import RunningExporter, RunningSim, exporter_config, running_exporter, running_sim, value
+from tests.helpers import (
+    RunningExporter,
+    RunningSim,
+    exporter_config,
+    page_form_fields,
+    running_exporter,
+    running_sim,
+    value,
+    what_approving_does,
+)
 from tests.loopback.test_actions import ACME, AM_TOKEN, GLOBEX, SCENARIO, alert, notification, wait_until
 from tests.receiver import running_receiver
 
@@ -59,6 +68,10 @@ class Env:
         )
 
     def verdict(self, did: str, verb: str, token: str, **body: Any) -> httpx.Response:
+        """An approval names what the approver saw (unless the test gives it, or none)."""
+        if verb == "approve" and not body:
+            body = what_approving_does(self.exp.url, did, APPROVER)
+        body = {k: v for k, v in body.items() if v is not None}
         return httpx.post(
             f"{self.exp.url}/api/v1/decisions/{did}/{verb}",
             headers={"Authorization": f"Bearer {token}"},
@@ -268,8 +281,9 @@ def test_approval_from_the_decision_page_form(tmp_path: Path) -> None:
         own = httpx.post(url, content=f"token={STARTER}", headers=form)
         assert own.status_code == 403 and "two-person rule" in own.text
         host = e.exp.url.split("//")[1]
+        seen = page_form_fields(page.text)
         ok = httpx.post(
-            url, content=f"token={APPROVER}&reason=ok", headers={**form, "Origin": f"http://{host}"}
+            url, content=f"token={APPROVER}&reason=ok&{seen}", headers={**form, "Origin": f"http://{host}"}
         )
         assert ok.status_code == 202 and "Enterprise Manager accepted the start" in ok.text
         assert len(e.starts()) == 1 and APPROVER not in ok.text

@@ -24,7 +24,7 @@ from exporter.http.auth import allows
 from exporter.http.server import ServerThread
 from exporter.secret import Secret
 from exporter.simulator.logons import Logon
-from tests.helpers import exporter_config, running_sim
+from tests.helpers import exporter_config, page_form_fields, running_sim
 from tests.procs import free_port, wait_ready
 from tests.receiver import running_receiver
 
@@ -199,7 +199,8 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     ),
                 ]
                 decision = responses[4].json()["request_id"]  # the dry run start: it waits for approval
-                for body in (f"token={APPROVER_TOKEN}", f"token={TOKEN}"):
+                seen = page_form_fields(httpx.get(f"{url}/status/decisions/{decision}", auth=auth).text)
+                for body in (f"token={APPROVER_TOKEN}&{seen}", f"token={TOKEN}&{seen}"):
                     responses.append(
                         httpx.post(
                             f"{url}/api/v1/decisions/{decision}/approve",
