@@ -73,6 +73,7 @@ class Actions:
         self._locks_guard = threading.Lock()
         self.limits_lock = threading.Lock()  # the hourly limits, and the switches changing
         self.approvals = Approvals(self)
+        switches.reconcile(self)
 
     def switches(self) -> Switches:
         return switches.current(self.settings, self.recorder.journal.state.switches)

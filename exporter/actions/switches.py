@@ -1,9 +1,11 @@
 """The kill switch and dry-run mode as they hold now: the config's values, unless an admin set them at run
 time (PUT /api/v1/switches, kept in the audit log, so a restart keeps them).
 
-A runtime value holds until the config itself changes: each record keeps the config's values of its day,
-and when today's config differs, the config is newer and wins (an operator who sets kill_switch: true in
-the config and redeploys gets it, whatever was flipped before)."""
+One rule, key by key: a runtime value holds until it is changed at run time, or until the config changes
+that same key. Each record keeps the config's values of its day; when today's config differs for a key,
+the config is the newer word for that key (and only that key), and a record saying so is written at
+start, so that an older config coming back later does not bring the old runtime value back with it.
+"""
 
 from __future__ import annotations
 
@@ -41,21 +43,37 @@ class Switches:
 
 
 def current(settings: ActionSettings, recorded: dict[str, Any]) -> Switches:
-    config = Switches(kill_switch=settings.kill_switch, dry_run=settings.dry_run)
-    if not recorded:
-        return config
-    if (recorded.get("config_kill_switch"), recorded.get("config_dry_run")) != (
-        settings.kill_switch,
-        settings.dry_run,
-    ):
-        return config  # the config changed since: it is the newer word
+    values = {k: bool(getattr(settings, k)) for k in SWITCHES}
+    runtime = False
+    for key in SWITCHES:
+        # the record's value holds while the config of that key is what it was when it was set
+        if recorded and recorded.get(f"config_{key}") == values[key] and recorded.get(key) is not None:
+            runtime = runtime or (recorded.get(key) is True) != values[key]
+            values[key] = recorded.get(key) is True
+    if not runtime:
+        return Switches(kill_switch=values["kill_switch"], dry_run=values["dry_run"])
     return Switches(
-        kill_switch=recorded.get("kill_switch") is True,
-        dry_run=recorded.get("dry_run") is True,
+        kill_switch=values["kill_switch"],
+        dry_run=values["dry_run"],
         set_by=str(recorded.get("caller") or "?"),
         set_at=None if recorded.get("time") is None else str(recorded["time"]),
         reason=None if recorded.get("reason") is None else str(recorded["reason"]),
     )
+
+
+def superseded(settings: ActionSettings, recorded: dict[str, Any]) -> dict[str, Any] | None:
+    """The record to write at start when the config changed a key since the last runtime record: the
+    config's value of that key is now the held one (None when nothing changed)."""
+    if not recorded:
+        return None
+    changed = [k for k in SWITCHES if recorded.get(f"config_{k}") != getattr(settings, k)]
+    if not changed:
+        return None
+    now = current(settings, recorded)
+    return {
+        **record(settings, now, {}, str(recorded.get("caller") or "?"), str(recorded.get("reason") or "")),
+        "superseded": changed,  # these keys follow the config from now on
+    }
 
 
 def record(
@@ -72,6 +90,19 @@ def record(
         "caller": caller,
         "reason": reason or None,
     }
+
+
+def reconcile(actions: Actions) -> None:
+    """At start: a key the config changed since the last runtime record follows the config for good."""
+    note = superseded(actions.settings, actions.recorder.journal.state.switches)
+    if note is None:
+        return
+    try:
+        actions.recorder.set_switches(note)
+    except OSError as exc:  # the disk refuses it: this process holds it in memory, the next start again
+        log.error("actions: the config changed %s; %s", ", ".join(note["superseded"]), exc)
+        actions.recorder.journal.state.switches = {k: note.get(k) for k in note}
+    log.warning("actions: the config changed %s: its value now holds", ", ".join(note["superseded"]))
 
 
 def set_switches(actions: Actions, caller: Caller, changes: dict[str, bool], reason: str) -> Switches:

@@ -253,11 +253,14 @@ def test_runtime_kill_switch_admin_only_survives_restart_and_config_change_wins(
             assert e.start(ACME).status_code == 202 and len(e.starts()) == 1
             assert e.switches(ADMIN, dry_run=True).json()["dry_run"] is True
             assert e.start(GLOBEX).json()["outcome"] == "dry_run" and len(e.starts()) == 1
-        # the config changed since (dry_run: true there now, kill switch on): the config is newer, it wins
+        # the config changed the kill switch since: for that key the config is newer, it wins; the runtime
+        # dry run (a key the config did not change) still holds
         with env(tmp_path, sim, approval="none", kill_switch=True) as e:
-            assert e.get("/api/v1/switches", VIEWER).json()["source"] == "config"
+            now = e.get("/api/v1/switches", VIEWER).json()
+            assert (now["kill_switch"], now["dry_run"], now["set_by"]) == (True, True, "lead")
             assert e.start(GLOBEX).status_code == 403
-        assert [x["outcome"] for x in e.lines()].count("switches") == 3
+        # three set at run time, one written at the start that says the config changed the kill switch
+        assert [x["outcome"] for x in e.lines()].count("switches") == 4
         assert len(sim.world.starts) == 1
 
 
@@ -353,3 +356,25 @@ def test_every_decision_is_announced_with_retries(tmp_path: Path, caplog: pytest
     ours = [r.getMessage() for r in caplog.records if r.name == "exporter.actions.announce"]
     assert any("to broken failed (HTTP 400" in line and "not retried" in line for line in ours)
     assert not any("slack-secret-part" in line or "127.0.0.1" in line for line in ours)
+
+
+def test_a_runtime_switch_holds_until_the_config_changes_that_same_key(tmp_path: Path) -> None:
+    """One rule across restarts: a config change of another key leaves the runtime kill switch on; a
+    config change of the kill switch itself wins, and an older config coming back later does not bring
+    the old runtime value back. Before the fix the first restart dropped it and the last revived it."""
+    with running_sim(SCENARIO) as sim:
+        with env(tmp_path, sim, approval="none") as e:
+            assert e.switches(ADMIN, kill_switch=True, reason="uplink flapping").status_code == 200
+        with env(tmp_path, sim, approval="none", dry_run=True) as e:  # the config changes dry_run only
+            now = e.get("/api/v1/switches", VIEWER).json()
+            assert (now["kill_switch"], now["dry_run"], now["set_by"]) == (True, True, "lead")
+            assert e.start(ACME).status_code == 403
+        with env(tmp_path, sim, approval="none", dry_run=True, kill_switch=True) as e:  # ...and the switch
+            now = e.get("/api/v1/switches", VIEWER).json()
+            assert (now["kill_switch"], now["source"]) == (True, "config")
+        with env(tmp_path, sim, approval="none") as e:  # the older config comes back
+            now = e.get("/api/v1/switches", VIEWER).json()
+            assert (now["kill_switch"], now["dry_run"], now["source"]) == (False, False, "config")
+            assert e.start(ACME).status_code == 202 and len(e.starts()) == 1
+        with env(tmp_path, sim, approval="none") as e:  # and it stays so
+            assert e.get("/api/v1/switches", VIEWER).json()["kill_switch"] is False
