@@ -160,6 +160,11 @@ class ActionSettings:
     # the same for each backup server; 0: only the global limit
     max_starts_per_hour_per_backup_server: int = setting(0, minimum=0)
     audit_log: str | None = None
+    # keys of requests that started nothing (withdrawn, rejected, expired) are forgotten after this
+    # (longer than Alertmanager's repeat_interval, 4 h by default); keys of starts never are
+    idempotency_window_seconds: float = setting(86400.0, minimum=3600)
+    # pending decisions one caller may have at once (a flood of requests fills no memory)
+    max_pending_per_caller: int = setting(20, minimum=1)
     # past this size the audit log is kept as <name>.1 (three kept) and a new one begins with the state
     # the guards need (the used keys, each plan's last start)
     audit_log_rotate_bytes: int = setting(64 * 1024 * 1024, minimum=4096)

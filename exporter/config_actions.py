@@ -87,6 +87,11 @@ def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
                 raise ConfigError(f"{where}: must be a token or a mapping with token and plans")
     if env.get("VEEAM_ACTION_TOKEN"):
         callers.append(Caller(name="env", token=_token(env["VEEAM_ACTION_TOKEN"], "VEEAM_ACTION_TOKEN")))
+    names = [c.name for c in callers]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        why = f"caller {repeated[0][:60]!r} given twice; names must be unique"
+        raise ConfigError(f"actions.tokens_file: {why}")
     tokens = [c.token.reveal() for c in callers]
     if len(set(tokens)) != len(tokens):
         raise ConfigError("actions.tokens_file: two callers share a token; give each its own")

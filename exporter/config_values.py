@@ -60,17 +60,37 @@ def string(d: dict[str, Any], key: str, where: str) -> str | None:
     return v
 
 
+class _RepeatedKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error, not the last one winning
+    (two callers of one name in the tokens file, say)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        assert isinstance(node, yaml.MappingNode)
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _RepeatedKey(None, None, f"{str(key)[:60]!r} given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader, refusing repeated keys
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+        what = f": {exc.problem}" if isinstance(exc, _RepeatedKey) else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}{what}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

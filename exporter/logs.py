@@ -20,7 +20,9 @@ from typing import Any
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 _HEADER = re.compile(r"(X-RestSvcSessionId['\"]?\s*[:=,]\s*b?['\"]?)([^'\"\s,)\]]+)", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and the characters some viewers break a line at (U+2028, U+2029) or that turn
+# text around (bidi controls): a forged log line must not look like one
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "hpack": logging.WARNING}
 
 
@@ -43,7 +45,12 @@ def redact(text: str) -> str:
 
 
 def escape(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class _Redacting(logging.Filter):

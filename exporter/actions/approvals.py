@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # types only
 log = logging.getLogger(__name__)
 
 EXPIRY_CHECK_SECONDS = 1.0
+PRUNE_EVERY_SECONDS = 60.0
 # what GET /api/v1/decisions shows of a pending decision
 SHOWN = ("request_id", "time", "expires_at", "plan", "plan_id", "backup_server", "caller", "source")
 SHOWN_MORE = ("reason_given", "alert", "alert_fingerprint", "start", "approver")
@@ -48,6 +49,7 @@ SHOWN_MORE = ("reason_given", "alert", "alert_fingerprint", "start", "approver")
 class Approvals:
     def __init__(self, actions: Actions) -> None:
         self.actions = actions
+        self._pruned_at = 0.0
         self._loop = BackgroundLoop("decision-expiry", self.expire_due, lambda: EXPIRY_CHECK_SECONDS)
         self._loop.start()
 
@@ -193,8 +195,12 @@ class Approvals:
         return 200, {"request_id": decision_id, "outcome": "rejected", "reason": reason or "rejected"}
 
     def expire_due(self) -> bool:
-        """Every pending decision past its expiry: closed as expired, nothing started."""
+        """Every pending decision past its expiry: closed as expired, nothing started; and the keys of
+        closed decisions past the idempotency window forgotten."""
         now = time.time()
+        if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self._pruned_at = now
+            self.actions.recorder.journal.prune_keys(now, self.actions.settings.idempotency_window_seconds)
         for rid, record in list(self._decisions().items()):
             if _expiry(record) > now:
                 continue

@@ -10,6 +10,9 @@ from typing import Any
 from exporter.em.errors import ParseError
 from exporter.em.timefmt import parse_time
 
+# keys of decisions that started nothing (withdrawn, rejected, expired) kept at most this many, the oldest
+# dropped first; keys of starts are kept whatever their number (the start limits bound them)
+MAX_CLOSED_KEYS = 10_000
 # what a "switches" record keeps: the values set, and the config's values then (switches.py)
 SWITCH_FIELDS = ("kill_switch", "dry_run", "config_kill_switch", "config_dry_run", "caller", "time", "reason")
 
@@ -62,6 +65,8 @@ class AuditState:
             self._used(record)
         elif outcome in ("approved", "rejected", "expired"):
             self.decisions.pop(rid, None)
+            if outcome != "approved" and len(self.used_keys) > MAX_CLOSED_KEYS + MAX_CLOSED_KEYS // 10:
+                self._prune_closed_keys()  # now and then, not each time: a replay stays linear
         if outcome in ("accepted", "em_unknown"):
             self._used(record)
             self._started(record)
@@ -126,7 +131,31 @@ class AuditState:
 
     def _used(self, record: dict[str, Any]) -> None:
         if record.get("idempotency_key"):
-            self.used_keys[str(record["idempotency_key"])] = record
+            # the few fields a duplicate's answer and the guards read, not the whole record
+            self.used_keys[str(record["idempotency_key"])] = _kept(record)
+
+    def prune_keys(self, now: float, window: float) -> None:
+        """Forget the keys of decisions that started nothing once they are older than `window` (a re-sent
+        alert after that is a new request, and so a new decision for a person): a flood of requests and
+        withdrawals cannot grow the guards' memory. Keys of starts are never forgotten."""
+        for key, kept in list(self.used_keys.items()):
+            if kept.get("outcome") != "pending" or kept.get("request_id") in self.decisions:
+                continue
+            try:
+                when = parse_time(str(kept.get("time", "")))
+            except ParseError:
+                continue
+            if when is not None and now - when > window:
+                self.used_keys.pop(key, None)
+
+    def _prune_closed_keys(self) -> None:
+        closed = [
+            k
+            for k, kept in self.used_keys.items()
+            if kept.get("outcome") == "pending" and kept.get("request_id") not in self.decisions
+        ]
+        for key in closed[: max(0, len(closed) - MAX_CLOSED_KEYS)]:  # oldest first: insertion order
+            del self.used_keys[key]
 
     def _started(self, record: dict[str, Any]) -> None:
         if not isinstance(record.get("plan_id"), str):

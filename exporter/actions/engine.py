@@ -94,6 +94,9 @@ class Actions:
             if not snap.plans and not snap.up:
                 # We have not read the plans from EM yet: this may work in a moment.
                 return self.recorder.decide(attempt, "em_error", 503, "plans not read from EM yet")
+            if caller.plans is not None:
+                # a caller restricted to some plans cannot tell "no such plan" from "not yours"
+                return self.recorder.decide(attempt, "forbidden", 403, guards.not_allowed(caller))
             return self.recorder.decide(attempt, "invalid", 404, why)
         start_date, refusal = guards.admit(
             plan, caller, req, self.settings, time.time(), kill_switch=self.switches().kill_switch
@@ -141,7 +144,9 @@ class Actions:
         }
         if approval is None and guards.approval_required(plan, self.settings):
             # Nobody is asked to approve what the limits would refuse anyway.
-            refusal = guards.within_limits(plan, state, self.settings, time.time())
+            refusal = guards.within_limits(plan, state, self.settings, time.time()) or guards.pending_cap(
+                attempt.caller, state, self.settings
+            )
             if refusal is not None:
                 return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
             return self.approvals.open(attempt, spec)

@@ -45,7 +45,7 @@ def admit(
             "forbidden", 403, "the kill switch is on (actions.kill_switch or PUT /api/v1/switches)"
         )
     if not allowed(caller, plan, settings):
-        return None, Refusal("forbidden", 403, f"plan not allowed for caller {caller.name!r}")
+        return None, Refusal("forbidden", 403, not_allowed(caller))
     policies = settings.restore_point_min_age_seconds
     min_age = policies.get(plan.name, policies.get(plan.id))
     if min_age is None:
@@ -76,6 +76,21 @@ def within_limits(plan: Plan, state: AuditState, settings: ActionSettings, now: 
             )
             return Refusal("conflict", 409, why)
     return None
+
+
+def pending_cap(caller: Caller | None, state: AuditState, settings: ActionSettings) -> Refusal | None:
+    """At most actions.max_pending_per_caller decisions of one caller wait at once."""
+    name = None if caller is None else caller.name
+    waiting = sum(1 for r in state.decisions.values() if r.get("caller") == name)
+    if waiting < settings.max_pending_per_caller:
+        return None
+    why = f"caller {name!r} has {waiting} decisions waiting (actions.max_pending_per_caller)"
+    return Refusal("conflict", 409, why)
+
+
+def not_allowed(caller: Caller) -> str:
+    """The one answer to a plan a caller may not start, known to EM or not."""
+    return f"plan not allowed for caller {caller.name!r}"
 
 
 def allowed(caller: Caller, plan: Plan, settings: ActionSettings) -> bool:

@@ -100,6 +100,10 @@ class Journal:
         state.finish_replay()
         return state
 
+    def prune_keys(self, now: float, window: float) -> None:
+        with self._lock:
+            self.state.prune_keys(now, window)
+
     @property
     def skipped_on_load(self) -> int:
         return self._audit.skipped_on_load

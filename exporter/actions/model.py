@@ -114,10 +114,10 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"request_id": self.request_id, "outcome": self.outcome, "reason": self.reason}
-        if self.plan is not None:
+        if self.plan is not None and self.outcome != "forbidden":
+            # a caller not allowed the plan learns nothing of it, not even that it exists
             out["plan"] = self.plan
-            if self.outcome != "forbidden":  # a caller not allowed the plan learns nothing more of it
-                out["plan_id"] = self.plan_id
+            out["plan_id"] = self.plan_id
         if self.em_task_id is not None:
             out["em_task"] = {"id": self.em_task_id}
         if self.outcome == "pending":  # the request ID is the decision's

@@ -187,7 +187,14 @@ def action_routes(actions: Actions | None, unavailable: str | None = None) -> li
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
         # a starter sees its own decisions; every other role sees everyone's (keys, plans, reasons)
         mine = caller.name if set(caller.roles) <= {"starter"} else None
-        return JSONResponse({"actions": actions.recorder.journal.recent(limit_n, mine)})
+        shown = actions.recorder.journal.recent(limit_n, mine)
+        if caller.plans is not None:  # a restricted caller learns no more of a plan than a 403 says
+            hidden = {"plan", "plan_id", "backup_server"}
+            shown = [
+                {k: v for k, v in r.items() if k not in hidden} if r.get("outcome") == "forbidden" else r
+                for r in shown
+            ]
+        return JSONResponse({"actions": shown})
 
     handlers = {"start": start, "alertmanager": webhook, "actions": recent}
     own = [Route(path, handlers[path.split("/")[-1]], methods=list(methods)) for path, methods in PATHS]

@@ -378,3 +378,11 @@ def test_a_runtime_switch_holds_until_the_config_changes_that_same_key(tmp_path:
             assert e.start(ACME).status_code == 202 and len(e.starts()) == 1
         with env(tmp_path, sim, approval="none") as e:  # and it stays so
             assert e.get("/api/v1/switches", VIEWER).json()["kill_switch"] is False
+
+
+def test_a_caller_has_at_most_so_many_decisions_waiting(tmp_path: Path) -> None:
+    with env(tmp_path, max_pending_per_caller=1) as e:
+        assert e.start(ACME).json()["outcome"] == "pending"
+        second = e.start(GLOBEX)
+        assert second.status_code == 409 and "max_pending_per_caller" in second.json()["reason"]
+        assert e.start(GLOBEX, token=AM_TOKEN).json()["outcome"] == "pending"  # another caller's own

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from exporter.actions import audit_state
 from exporter.actions.audit import AuditLog
 from exporter.actions.audit_state import AuditState
 from exporter.actions.journal import Journal
+from tests.helpers import utc
 
 
 def replay(path: Path) -> AuditState:
@@ -50,3 +54,45 @@ def test_a_torn_last_line_is_ended_and_skipped_and_the_next_record_survives(tmp_
     state = again.state
     assert again.skipped_on_load == 1
     assert set(state.last_start) == {"p1", "p3"}
+
+
+def test_keys_of_decisions_that_started_nothing_are_forgotten_after_their_window() -> None:
+    state = AuditState()
+    old, new = "2026-12-01T00:00:00.000Z", "2026-12-03T00:00:00.000Z"
+    state.apply(
+        {"request_id": "r1", "outcome": "pending", "plan_id": "p", "idempotency_key": "k1", "time": old}
+    )
+    state.apply({"request_id": "r1", "outcome": "rejected", "plan_id": "p"})
+    state.apply(
+        {"request_id": "r2", "outcome": "pending", "plan_id": "q", "idempotency_key": "k2", "time": old}
+    )
+    state.apply(
+        {"request_id": "r3", "outcome": "starting", "plan_id": "s", "idempotency_key": "k3", "time": old}
+    )
+    state.apply(
+        {"request_id": "r3", "outcome": "accepted", "plan_id": "s", "idempotency_key": "k3", "time": old}
+    )
+    state.apply(
+        {"request_id": "r4", "outcome": "pending", "plan_id": "t", "idempotency_key": "k4", "time": new}
+    )
+    state.apply({"request_id": "r4", "outcome": "expired", "plan_id": "t"})
+    state.prune_keys(utc("2026-12-03T01:00:00Z"), 86400)
+    # k1: closed, old: gone; k2: still waiting; k3: a start, never forgotten; k4: closed but young
+    assert set(state.used_keys) == {"k2", "k3", "k4"}
+    assert set(state.used_keys["k3"]) <= {
+        "request_id",
+        "plan_id",
+        "em_task_id",
+        "time",
+        "outcome",
+        "backup_server",
+    }
+
+
+def test_closed_keys_are_capped_whatever_their_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_state, "MAX_CLOSED_KEYS", 50)
+    state = AuditState()
+    for i in range(300):  # a request/withdraw flood
+        state.apply({"request_id": f"r{i}", "outcome": "pending", "plan_id": "p", "idempotency_key": f"k{i}"})
+        state.apply({"request_id": f"r{i}", "outcome": "rejected", "plan_id": "p"})
+    assert len(state.used_keys) <= 55 and "k299" in state.used_keys and "k0" not in state.used_keys
