@@ -2,9 +2,11 @@
 
 What is recorded: every answer the poller's requests got (API root, plans, session pages, replica
 points), as EM sent it. What is never recorded: the logon and logout exchanges (the token and the logon
-session ID live there), and no request or response header at all. `pseudonymize` replaces tenant, plan,
-VM and backup server names, every GUID, and host names in links, each consistently (the same name gets
-the same pseudonym everywhere in the file), and empties descriptions, which are free text.
+session ID live there), and no request or response header at all. `pseudonymize` denies by default: it
+replaces tenant, plan, VM and backup server names, every GUID and host names in links, each consistently
+(the same name gets the same pseudonym everywhere in the file), keeps numbers, times, truth values and
+the schema's enums, and turns every other text and attribute value into "redacted" (EM's error messages,
+host names, addresses, accounts, elements it does not know).
 """
 
 from __future__ import annotations
@@ -204,19 +206,42 @@ def _attribute(tag: str, attr: str, val: str, el: ET.Element, names: Pseudonyms)
             return names.name("tenant", val)
         if link_type == "CloudReplicaReference":
             return names.name("vm", val)
-        return names.guids(val)
+        return _kept_or_redacted(val, names)
     if attr in ("VmName", "VmDisplayName"):
         return names.name("vm", val)
     if attr == "CloudFailoverPlanName":
         return names.name("plan", val)
-    return names.guids(val)
+    if attr in _SCHEMA_ATTRIBUTES:
+        return val if _WORD.fullmatch(val) else _REDACTED
+    return _kept_or_redacted(val, names)
 
 
 def _text(tag: str, parent: str | None, text: str, names: Pseudonyms) -> str:
     if tag == "TenantName":
         return names.name("tenant", text.strip())
-    if tag in ("Name", "VmName") and parent in _VM_NAME_PARENTS:
+    if tag in ("Name", "VmName", "VmDisplayName") and parent in _VM_NAME_PARENTS:
         return names.name("vm", text.strip())
-    if tag in ("Description", "UserName", "FailureMessage", "Message"):
-        return ""
-    return names.guids(text)
+    if tag in _ENUM_ELEMENTS and _WORD.fullmatch(text.strip()):
+        return text
+    return _kept_or_redacted(text, names)
+
+
+# Default-deny: a value is kept only if it is of a form that cannot carry a customer's words (a number,
+# a time, a truth value, a GUID or Veeam URN, pseudonymized), or is an enum of EM's schema where the schema
+# puts one; every other text or attribute (messages, host names, addresses, accounts, tenant references,
+# plan names in elements we do not know) becomes "redacted".
+_REDACTED = "redacted"
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,59}")
+_SCHEMA_ATTRIBUTES = frozenset({"Type", "Rel", "Format"})
+_ENUM_ELEMENTS = frozenset({"State", "Result", "Operation", "Type", "Status", "Platform", "JobType", "Kind"})
+_SAFE = re.compile(
+    r"\s*(?:-?\d+(?:\.\d+)?|true|false|True|False|"
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?|"
+    r"(?:urn:veeam:[A-Za-z]+:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\s*"
+)
+
+
+def _kept_or_redacted(value: str, names: Pseudonyms) -> str:
+    if not value.strip():
+        return value
+    return names.guids(value) if _SAFE.fullmatch(value) else _REDACTED
