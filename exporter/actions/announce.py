@@ -14,7 +14,9 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,7 +29,14 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 MAX_BACKOFF_SECONDS = 60.0
-RESULTS = ("sent", "failed", "dropped")
+# coalesced: held back by the rate limit and told in one summary at the end of its window
+RESULTS = ("sent", "failed", "dropped", "coalesced")
+# Starts, approvals and switches are never held back or dropped (the start limits and the pending cap
+# bound them); every other event is limited per caller and plan: a request/withdraw flood becomes one
+# summary a window, and cannot fill a queue that real events need.
+NEVER_HELD = frozenset({"accepted", "em_unknown", "em_error", "approved", "switches"})
+EVENTS_PER_WINDOW = 5
+WINDOW_SECONDS = 60.0
 # what a notification carries of an audit record: no idempotency key, no remote address
 FIELDS = (
     "time",
@@ -56,18 +65,64 @@ class Announcer:
         self.counts: Counter[tuple[str, str]] = Counter({(t.name, r): 0 for t in targets for r in RESULTS})
         self._lock = threading.Lock()
         self._workers = [_Worker(t, self) for t in targets]
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="notify-windows", daemon=True)
         for w in self._workers:
             w.start()
+        if self._workers:
+            self._flusher.start()
 
     def announce(self, record: dict[str, Any]) -> None:
         """Queue the record for every webhook that wants its event; never blocks, never raises."""
-        event = record.get("outcome")
+        event = str(record.get("outcome"))
         if event not in ANNOUNCED or not self._workers:
             return
-        message = event_message(record, self.external_url)
+        if event not in NEVER_HELD:
+            key = (str(record.get("caller") or ""), str(record.get("plan") or record.get("plan_id") or ""))
+            now = time.monotonic()
+            with self._lock:
+                window = self._windows.get(key)
+                if window is None or now - window.opened >= WINDOW_SECONDS:
+                    self._send_summary(key, window)
+                    window = self._windows[key] = _Window(opened=now)
+                if window.told >= EVENTS_PER_WINDOW:
+                    window.held[event] += 1
+                    window.latest = record
+                    for w in self._workers:
+                        self.counts[(w.target.name, "coalesced")] += 1
+                    return
+                window.told += 1
+        self._enqueue(event_message(record, self.external_url), {event}, event in NEVER_HELD)
+
+    def _enqueue(self, message: dict[str, Any], events: set[str], never_drop: bool) -> None:
         for w in self._workers:
-            if w.target.events is None or event in w.target.events:
-                w.put(message)
+            if w.target.events is None or events & set(w.target.events):
+                w.put(message, never_drop)
+
+    def _send_summary(self, key: tuple[str, str], window: _Window | None) -> None:
+        """What a window held back, in one message (under self._lock)."""
+        if window is None or not window.held:
+            return
+        caller, plan = key
+        counts = ", ".join(f"{n} {event}" for event, n in sorted(window.held.items()))
+        message = event_message(window.latest or {}, self.external_url)
+        message.update(
+            event="summary",
+            held=dict(window.held),
+            reason=f"{sum(window.held.values())} more events from {caller or '?'} for {plan or '?'} in "
+            f"{WINDOW_SECONDS:.0f} s, held back by the rate limit: {counts}",
+        )
+        self._enqueue(message, set(window.held), never_drop=False)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            with self._lock:
+                for key, window in list(self._windows.items()):
+                    if now - window.opened >= WINDOW_SECONDS:
+                        self._send_summary(key, window)
+                        del self._windows[key]
 
     def count(self, target: str, result: str) -> None:
         with self._lock:
@@ -78,6 +133,11 @@ class Announcer:
             return dict(self.counts)
 
     def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for key, window in self._windows.items():
+                self._send_summary(key, window)
+            self._windows.clear()
         for w in self._workers:
             w.stop()
 
@@ -94,8 +154,17 @@ def event_message(record: dict[str, Any], external_url: str | None) -> dict[str,
     return message
 
 
+def slack_escape(value: object) -> str:
+    """A value from a request or from EM, as plain text in Slack's markup: no <!channel>, no <url|text>
+    link, no entity can be smuggled in (Slack, Mattermost and Rocket.Chat read the same three)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
 def slack_text(message: dict[str, Any]) -> str:
-    """One line a person reads in a chat channel."""
+    """One line a person reads in a chat channel; every value from outside escaped."""
+    message = {
+        k: slack_escape(v) if isinstance(v, str) else v for k, v in message.items() if k != "links"
+    } | {"links": message.get("links") or {}}
     event = str(message.get("event"))
     headline = {
         "pending": ":warning: Failover start *waits for approval*",
@@ -107,6 +176,7 @@ def slack_text(message: dict[str, Any]) -> str:
         "em_error": ":x: Failover start *failed* at Enterprise Manager",
         "em_unknown": ":question: Failover start *may have happened* (EM's answer was lost): check EM",
         "switches": ":gear: Failover start switches changed",
+        "summary": ":mute: Failover start notifications held back",
     }.get(event, event)
     parts = [headline]
     if message.get("plan"):
@@ -130,21 +200,35 @@ def slack_text(message: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+@dataclass
+class _Window:
+    """One caller's and plan's events in the current rate-limit window."""
+
+    opened: float
+    told: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+    latest: dict[str, Any] | None = None
+
+
 class _Worker:
     """One webhook's queue and the thread that posts it."""
 
     def __init__(self, target: NotificationTarget, announcer: Announcer) -> None:
         self.target = target
         self.announcer = announcer
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(QUEUE_SIZE)
+        # unbounded: put() bounds what may be dropped, so a start or an approval always has room
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"notify-{target.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: dict[str, Any], never_drop: bool = False) -> None:
+        """Queue it; a full queue drops only events that may be held back, never a start or approval."""
         try:
+            if not never_drop and self._queue.qsize() >= QUEUE_SIZE:
+                raise queue.Full
             self._queue.put_nowait(message)
         except queue.Full:
             self.announcer.count(self.target.name, "dropped")

@@ -477,3 +477,27 @@ def test_the_alertmanager_example_routes_a_tenant_s_plan_alerts_to_its_team() ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["acme-dr-team,on-call"], done.stdout
+
+
+def test_the_network_policy_lets_notifications_out_only_when_there_are_some() -> None:
+    """Before, with notifications on, the policy allowed only EM and DNS: every announcement was blocked."""
+    base: dict[str, Any] = {
+        "networkPolicy": {"enabled": True, "webhookCidrs": ["198.51.100.0/24"]},
+        "actions": {"enabled": True, "existingSecret": {"name": "t"}},
+        "persistence": {"enabled": True},
+    }
+    quiet = by_kind(base, "NetworkPolicy")[0]["spec"]["egress"]
+    assert not any(p.get("port") == 443 for rule in quiet for p in rule.get("ports", []))
+    told = {
+        **base,
+        "actions": {
+            **base["actions"],
+            "notifications": [{"name": "chat"}],
+            "notificationsSecret": {"name": "hooks"},
+        },
+    }
+    egress = by_kind(told, "NetworkPolicy")[0]["spec"]["egress"]
+    hooks = [r for r in egress if any(p.get("port") == 443 for p in r.get("ports", []))]
+    assert hooks == [
+        {"ports": [{"port": 443, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}]}
+    ]
