@@ -10,7 +10,7 @@ import prometheus_client
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 
-from exporter.actions.audit import AuditLogInUse
+from exporter.actions.audit import AuditLogUnavailable
 from exporter.actions.engine import Actions
 from exporter.actions.routes import action_routes
 from exporter.config import Config
@@ -86,7 +86,7 @@ class Exporter:
                     wake_poller=self.poller.wake,
                     on_started=self.collections.after_start,
                 )
-            except AuditLogInUse as exc:
+            except AuditLogUnavailable as exc:
                 unavailable = str(exc)
                 log.error("actions: %s", exc)
         if self.actions is not None:

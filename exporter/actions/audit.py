@@ -40,10 +40,17 @@ class AuditLog:
         self._torn = False  # a write failed part-way: end that line before the next record
         self._lock_fd: int | None = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = _exclusive(self.path)
-            # O_APPEND: every write lands at the end, whole.
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _exclusive(self.path)
+                # O_APPEND: every write lands at the end, whole.
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as exc:  # no directory, no inode left, not ours: the guards have no memory
+                self.close()
+                raise AuditLogUnavailable(
+                    f"the audit log {self.path} cannot be opened ({exc.strerror or exc}): without it the "
+                    "guards have no memory, so actions are not enabled"
+                ) from None
             warn_if_others_can_read(self.path, "the audit log")
             # A crash cut the last line short: it is ended before the next record, or that record
             # would be glued to it and lost with it. On a full disk that waits (the exporter still
@@ -157,7 +164,11 @@ class AuditLog:
             self._fd = self._lock_fd = None
 
 
-class AuditLogInUse(RuntimeError):
+class AuditLogUnavailable(RuntimeError):
+    """The audit log cannot be used at all: actions stay off, monitoring goes on."""
+
+
+class AuditLogInUse(AuditLogUnavailable):
     """Another process holds the audit log: two exporters on one log could both start the same plan."""
 
 

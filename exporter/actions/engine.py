@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from exporter.actions import guards, switches
 from exporter.actions.announce import Announcer
 from exporter.actions.approvals import Approvals
-from exporter.actions.audit import AuditLogInUse, AuditWriteError
+from exporter.actions.audit import AuditLogUnavailable, AuditWriteError
 from exporter.actions.model import Approval, Attempt, Decision, StartRequest, request_id
 from exporter.actions.recorder import Recorder
 from exporter.actions.switches import Switches
@@ -65,7 +65,7 @@ class Actions:
                 settings.audit_log_rotate_bytes,
                 self.announcer,
             )
-        except AuditLogInUse:
+        except AuditLogUnavailable:
             self.announcer.close()
             raise
         self.tracker = TaskTracker(client, self.recorder, settings, wake_poller)

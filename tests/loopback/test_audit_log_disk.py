@@ -124,3 +124,19 @@ def test_a_second_process_on_the_same_audit_log_does_not_enable_actions(tmp_path
         assert again.actions is not None
     finally:
         again.shutdown()
+
+
+def test_an_audit_log_that_cannot_be_opened_leaves_actions_off_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    with running_sim(SCENARIO) as sim:
+        actions = settings(tmp_path, audit_log=str(tmp_path / "not-a-directory" / "audit.jsonl"))
+        with running_exporter(exporter_config(sim.url, actions=actions)) as exp:  # before: a traceback
+            exp.poll()
+            r = httpx.post(
+                f"{exp.url}/api/v1/plans/{ACME}/start",
+                json={"start_now": True},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10,
+            )
+            assert r.status_code == 503 and "cannot be opened" in r.json()["error"]
+            assert httpx.get(f"{exp.url}/metrics", timeout=10).status_code == 200
