@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -9,9 +10,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import pytest
 import yaml
 
 
@@ -103,3 +105,11 @@ def alertmanager(tmp: Path, config: dict[str, Any]) -> Iterator[str]:
     ]
     with _process(args, f"http://127.0.0.1:{port}/-/ready", tmp / "alertmanager.log") as url:
         yield url
+
+
+def missing(reason: str) -> NoReturn:
+    """A tool or a privilege the test needs is not there: a skip on a developer's machine, a failure on
+    CI (CI=true), where scripts/setup installs everything and a skip would hide a test that never ran."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: a missing tool fails instead of skipping)")
+    pytest.skip(reason)

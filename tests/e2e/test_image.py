@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.helpers import parse_samples, running_sim, value
+from tests.procs import missing
 
 ROOT = Path(__file__).parents[2]
 BASE = "localhost/veeam-failover-exporter-base:bookworm"
@@ -66,7 +67,7 @@ def podman(*args: str, capture: bool = True) -> str:
 def image() -> Iterator[tuple[Path, dict[str, Any]]]:
     reason = missing_tools()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     if subprocess.run(["podman", "image", "exists", BASE], check=False).returncode != 0:
         with tempfile.TemporaryDirectory() as tmp:
             rootfs = Path(tmp) / "rootfs"

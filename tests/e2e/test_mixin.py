@@ -9,10 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.procs import check_rules
+from tests.procs import check_rules, missing
 
 ROOT = Path(__file__).parents[2]
 MIXIN = ROOT / "mixin"
@@ -21,7 +20,7 @@ MIXIN = ROOT / "mixin"
 def evaluate(code: str) -> Any:
     jsonnet = shutil.which("jsonnet")
     if jsonnet is None:
-        pytest.skip("jsonnet is not installed (scripts/setup --test installs Debian's)")
+        missing("jsonnet is not installed (scripts/setup --test installs Debian's)")
     done = subprocess.run(
         [jsonnet, "-J", str(MIXIN), "-e", code], capture_output=True, text=True, check=False
     )
