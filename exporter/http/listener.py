@@ -8,6 +8,8 @@ The listener is also the failover trigger, so no client may hold it down without
 - a head over `web.max_header_bytes`, however it arrives (in pieces or in one write), or with more than
   MAX_HEADERS headers, is refused (431, closed), so giant headers cannot take memory;
 - a kept-alive connection with no request is closed after `web.idle_timeout_seconds`;
+- a client that stops reading its answer for `web.body_timeout_seconds` is cut, and one the listener
+  closed is cut if it has not taken the rest within CLOSE_GRACE_SECONDS (no slot held by not reading);
 - one client address holds at most `web.max_connections_per_client` connections (503 at once past it;
   trusted proxies are exempt, they carry many clients);
 - past `web.max_connections` the idlest connection of the address holding the most is closed to make
@@ -19,14 +21,19 @@ The listener is also the failover trigger, so no client may hold it down without
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from exporter.config import WebSettings
+from exporter.http.connection_book import ConnectionBook
 
 MAX_HEADERS = 100
+# a connection closed by the listener whose client reads nothing would wait for ever to flush: after this
+# long it is cut (its slot is free again)
+CLOSE_GRACE_SECONDS = 2.0
 
 
 def _answer(status: int, reason: str) -> bytes:
@@ -43,33 +50,20 @@ class GuardedProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     body_timeout = 10.0
     max_header_bytes = 32 * 1024
-    max_connections = 512
-    max_per_client = 64
-    exempt: frozenset[str] = frozenset()
-    # open connections by client address, oldest first: one book per listener (protocol_for makes a
-    # class each)
-    by_address: ClassVar[dict[str, dict[GuardedProtocol, None]]] = {}
+    book: ClassVar[ConnectionBook] = ConnectionBook(512, 64, frozenset())  # one per listener: protocol_for
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = self._parsed_head = self._head_count = 0
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # head, body, stall, cut
         self._busy = False  # a request is with the app
         self._in_body = False  # between a head and the end of its body
-        self.last_active = self.loop.time()
         self.address = self.client[0] if self.client else ""
-        mine = self.by_address.setdefault(self.address, {})
-        mine[self] = None
-        if self.address not in self.exempt and len(mine) > self.max_per_client:
-            self._refuse(503, "Service Unavailable: too many connections from this address")
-            return
-        if len(self.connections) > self.max_connections and not self._make_room():
-            self._refuse(503, "Service Unavailable: too many connections")
+        refused = self.book.add(self)
+        if refused is not None:
+            self._refuse(503, f"Service Unavailable: {refused}")
             return
         self._arm_head_timer()
-
-    # -- room for a new client -------------------------------------------------------------------------
 
     @property
     def idle(self) -> bool:
@@ -80,68 +74,78 @@ class GuardedProtocol(HttpToolsProtocol):
         waiting = self._in_body and self.cycle is not None and not self.cycle.response_started
         return not self._busy or waiting
 
-    def _make_room(self) -> bool:
-        """Close the oldest idle connection of the address that holds the most, unless the newcomer's
-        address is itself among those that hold the most (then it is refused: no eviction cascades
-        while a flood goes on); False if no room can be made."""
-        mine = len(self.by_address.get(self.address, ()))
-        most = max(self.by_address.items(), key=lambda kv: len(kv[1]) if kv[0] != self.address else 0)
-        if most[0] == self.address or len(most[1]) <= mine:
-            return False
-        for _, held in sorted(self.by_address.items(), key=lambda kv: -len(kv[1])):
-            victim = next((c for c in held if c is not self and c.idle), None)
-            if victim is not None:
-                victim._refuse(503, "Service Unavailable: closed to make room for another client")
-                return True
-        return False
+    def make_way(self) -> None:
+        self._refuse(503, "Service Unavailable: closed to make room for another client")
 
-    # -- timers ----------------------------------------------------------------------------------------
+    def _arm(self, name: str, delay: float, then: Callable[[], None]) -> None:
+        if name not in self._timers:
+            self._timers[name] = self.loop.call_later(delay, self._fire, name, then)
+
+    def _fire(self, name: str, then: Callable[[], None]) -> None:
+        self._timers.pop(name, None)
+        then()
+
+    def _cancel(self, *names: str) -> None:
+        for name in names:
+            timer = self._timers.pop(name, None)
+            if timer is not None:
+                timer.cancel()
 
     def _arm_head_timer(self) -> None:
         self._head_bytes = self._parsed_head = self._head_count = 0
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
-
-    def _disarm(self) -> None:
-        for timer in (self._head_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._body_timer = None
+        self._arm("head", self.header_timeout, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
         if not self.transport.is_closing():
             self._refuse(408, "Request Timeout: the request head took too long")
 
     def _body_timed_out(self) -> None:
-        self._body_timer = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and self.cycle.response_started:
-            self.transport.close()  # answered already (a 401 before the body): the rest is not wanted
+            self._close()  # answered already (a 401 before the body): the rest is not wanted
             return
         self._refuse(408, "Request Timeout: the request body took too long")
 
     def _refuse(self, status: int, reason: str) -> None:
-        self._disarm()
+        self._cancel("head", "body")
         if not self.transport.is_closing():
             self.transport.write(_answer(status, reason))
-            self.transport.close()
+            self._close()
+
+    def _close(self) -> None:
+        """Close, and cut it if the client has not taken what is left to send within a grace period: a
+        client that reads nothing must not keep its slot after the listener let it go."""
+        self.transport.close()
+        self._arm("cut", CLOSE_GRACE_SECONDS, self.transport.abort)
+
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing():
+            self._close()
+
+    def pause_writing(self) -> None:
+        # the client stopped reading: cut it unless it reads again within the body time-out (asking for
+        # a large /metrics and never reading would hold the slot for ever)
+        super().pause_writing()
+        self._arm("stall", self.body_timeout, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel("stall")
 
     # -- uvicorn's callbacks ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
-        self.last_active = self.loop.time()
-        if self._head_timer is None and not self._busy and not self._in_body:
+        if "head" not in self._timers and not self._busy and not self._in_body:
             self._arm_head_timer()  # the first bytes of the next request's head
-        in_head = self._head_timer is not None
+        in_head = "head" in self._timers
         if in_head:
             self._head_bytes += len(data)
         super().data_received(data)
         # still in the head after the parser took these bytes, and the head is too large
-        if in_head and self._head_timer is not None and self._head_bytes > self.max_header_bytes:
+        if in_head and "head" in self._timers and self._head_bytes > self.max_header_bytes:
             self._refuse(431, "Request Header Fields Too Large")
 
     def on_url(self, url: bytes) -> None:
@@ -163,12 +167,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse(431, "Request Header Fields Too Large")
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._cancel("head", "body")
         if self.transport.is_closing():
             return
         self._busy = self._in_body = True
         super().on_headers_complete()
-        self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+        self._arm("body", self.body_timeout, self._body_timed_out)
 
     def on_body(self, body: bytes) -> None:
         if not self.transport.is_closing():
@@ -176,24 +180,17 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._cancel("body")
         if not self.transport.is_closing() and self.cycle is not None:
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
         self._busy = bool(self.pipeline)
-        self.last_active = self.loop.time()
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        held = self.by_address.get(self.address)
-        if held is not None:
-            held.pop(self, None)
-            if not held:
-                del self.by_address[self.address]
+        self._cancel(*list(self._timers))
+        self.book.remove(self)
         super().connection_lost(exc)
 
 
@@ -205,10 +202,9 @@ def protocol_for(web: WebSettings) -> type[GuardedProtocol]:
             "header_timeout": web.header_timeout_seconds,
             "body_timeout": web.body_timeout_seconds,
             "max_header_bytes": web.max_header_bytes,
-            "max_connections": web.max_connections,
-            "max_per_client": web.max_connections_per_client,
-            "exempt": frozenset(web.trusted_proxies),
-            "by_address": {},
+            "book": ConnectionBook(
+                web.max_connections, web.max_connections_per_client, frozenset(web.trusted_proxies)
+            ),
         },
     )
 

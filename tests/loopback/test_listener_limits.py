@@ -146,3 +146,35 @@ def _send_from(source: str, host: str, port: int) -> tuple[bytes, float]:
         t0 = time.monotonic()
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         return s.recv(4096), time.monotonic() - t0
+
+
+def test_clients_that_never_read_their_answers_hold_no_slot(tmp_path: Path) -> None:
+    """Eight clients ask for /metrics twenty times each (pipelined) and never read: the listener's
+    writes to them stall. Before the fix they held every slot for ever (503 for everyone else); now a
+    stalled client is cut after web.body_timeout_seconds."""
+    web = WebSettings(max_connections=8, body_timeout_seconds=1.0)
+    with running_sim("seed") as sim:
+        config = replace(exporter_config(sim.url), web=web)
+        with running_exporter(config) as exp:
+            exp.poll()
+            server = ServerThread(exp.exporter.app, web=web)
+            server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited when accepted
+            server.start()
+            hostile = []
+            try:
+                for _ in range(8):
+                    s = socket.socket()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.bind(("127.0.0.2", 0))
+                    s.connect((server.host, server.port))
+                    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
+                    hostile.append(s)
+                time.sleep(2.5)  # stalled past the body time-out, and cut
+                for _ in range(10):
+                    got, took = _send_from("127.0.0.1", server.host, server.port)
+                    assert got.startswith(b"HTTP/1.1 200") and took < 1.0, (got[:60], took)
+                    time.sleep(0.1)
+            finally:
+                for s in hostile:
+                    s.close()
+                server.stop()
