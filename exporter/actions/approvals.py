@@ -50,6 +50,7 @@ class Approvals:
     def __init__(self, actions: Actions) -> None:
         self.actions = actions
         self._pruned_at = 0.0
+        self._unrecorded_expiry: set[str] = set()
         self._loop = BackgroundLoop("decision-expiry", self.expire_due, lambda: EXPIRY_CHECK_SECONDS)
         self._loop.start()
 
@@ -211,7 +212,9 @@ class Approvals:
                     try:
                         self.close(rid, "expired", None, why)
                     except AuditWriteError as exc:  # past its expiry it cannot be approved; tried again
-                        log.error("%s: decision %s expired but is not on record yet", exc, rid)
+                        if rid not in self._unrecorded_expiry:  # said once, not every second
+                            self._unrecorded_expiry.add(rid)
+                            log.error("%s: decision %s expired but is not on record yet", exc, rid)
         return False  # the loop goes on
 
     def close(self, decision_id: str, verdict: str, by: str | None, reason: str) -> None:

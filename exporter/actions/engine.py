@@ -154,6 +154,9 @@ class Actions:
         # changes meanwhile, and requests for many plans at once cannot all pass the limits before any
         # of them counts.
         with self.limits_lock:
+            if self.switches().kill_switch:  # flipped on since the first check: it wins
+                why = "the kill switch is on (actions.kill_switch or PUT /api/v1/switches)"
+                return self.recorder.decide(attempt, "forbidden", 403, why)
             dry_run = self.switches().dry_run or attempt.request.dry_run
             if approval is not None:
                 if dry_run != approval.dry_run:
