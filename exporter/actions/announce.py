@@ -63,7 +63,8 @@ class Announcer:
     def __init__(self, targets: tuple[NotificationTarget, ...], external_url: str | None) -> None:
         self.external_url = external_url
         self.counts: Counter[tuple[str, str]] = Counter({(t.name, r): 0 for t in targets for r in RESULTS})
-        self._lock = threading.Lock()
+        # reentrant: a summary is queued under it, and a full queue counts its drop under it again
+        self._lock = threading.RLock()
         self._workers = [_Worker(t, self) for t in targets]
         self._windows: dict[tuple[str, str], _Window] = {}
         self._stop = threading.Event()

@@ -20,6 +20,15 @@ from tests.procs import missing
 PAGE = 4096
 
 
+def start_acme(base_url: str) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/api/v1/plans/{ACME}/start",
+        json={"start_now": True},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
+
+
 @contextmanager
 def small_disk(where: Path, size_kb: int = 256) -> Iterator[Path]:
     """A real tmpfs of `size_kb` (root only, as the whole suite runs)."""
@@ -95,12 +104,7 @@ def test_a_second_process_on_the_same_audit_log_does_not_enable_actions(tmp_path
 
                 server = ServerThread(second.app).start()
                 try:
-                    r = httpx.post(
-                        f"{server.url}/api/v1/plans/{ACME}/start",
-                        json={"start_now": True},
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                        timeout=10,
-                    )
+                    r = start_acme(server.url)
                     assert r.status_code == 503 and f"pid {os.getpid()}" in r.json()["error"]
                     assert "in use by another exporter process" in r.json()["error"]
                     assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 200
@@ -109,12 +113,7 @@ def test_a_second_process_on_the_same_audit_log_does_not_enable_actions(tmp_path
             finally:
                 second.shutdown()
             # the first still starts, once
-            r = httpx.post(
-                f"{first.url}/api/v1/plans/{ACME}/start",
-                json={"start_now": True},
-                headers={"Authorization": f"Bearer {TOKEN}"},
-                timeout=30,
-            )
+            r = start_acme(first.url)
             assert r.status_code == 202 and len(sim.world.starts) == 1
     # once the first is gone, the log is free
     again = Exporter(config, start_poller=False)
@@ -130,11 +129,6 @@ def test_an_audit_log_that_cannot_be_opened_leaves_actions_off_and_says_why(tmp_
         actions = settings(tmp_path, audit_log=str(tmp_path / "not-a-directory" / "audit.jsonl"))
         with running_exporter(exporter_config(sim.url, actions=actions)) as exp:  # before: a traceback
             exp.poll()
-            r = httpx.post(
-                f"{exp.url}/api/v1/plans/{ACME}/start",
-                json={"start_now": True},
-                headers={"Authorization": f"Bearer {TOKEN}"},
-                timeout=10,
-            )
+            r = start_acme(exp.url)
             assert r.status_code == 503 and "cannot be opened" in r.json()["error"]
             assert httpx.get(f"{exp.url}/metrics", timeout=10).status_code == 200
