@@ -42,9 +42,7 @@ def test_the_default_config_is_exactly_the_checked_in_rules_and_dashboards() -> 
     dashboards = evaluate("(import 'mixin.libsonnet').grafanaDashboards")
     assert dashboards == {p.name: json.loads(p.read_text()) for p in (ROOT / "dashboards").glob("*.json")}
     assert (
-        subprocess.run(
-            [".venv/bin/python", "monitoring/mixin.py", "--check"], cwd=ROOT, check=False
-        ).returncode
+        subprocess.run([".venv/bin/python", "-m", "monitoring", "check"], cwd=ROOT, check=False).returncode
         == 0
     )
 
@@ -63,6 +61,35 @@ def test_a_changed_config_reaches_every_expression() -> None:
     )
     assert alerts["VeeamFailoverRPOAtRisk"]["for"] == "30m"
     assert "> 3600)" in alerts["VeeamFailoverVMInDR"]["expr"]
+
+
+def dashboard_queries(board: dict[str, Any]) -> list[str]:
+    """Every query of a dashboard: its panels' targets, its query variables, its annotations."""
+    panels = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    variables = [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
+    marks = [a["expr"] for a in board["annotations"]["list"] if "expr" in a]
+    assert panels and variables and marks
+    return panels + variables + marks
+
+
+def test_a_changed_selector_reaches_every_dashboard_query_and_threshold() -> None:
+    boards = evaluate(
+        "((import 'mixin.libsonnet') + {_config+:: {selector: 'job=\"dr\", cluster=\"eu\"', "
+        "staleSeconds: 999}}).grafanaDashboards"
+    )
+    assert set(boards) == {p.name for p in (ROOT / "dashboards").glob("*.json")}
+    for name, board in boards.items():
+        queries = dashboard_queries(board)
+        missed = [q for q in queries if 'job="dr", cluster="eu"' not in q]
+        assert not missed, (name, missed)
+        assert not any("veeam-failover-exporter" in q for q in queries), name
+    overview = boards["veeam-failover-overview.json"]
+    steps = [
+        s["value"]
+        for p in overview["panels"]
+        for s in p.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+    ]
+    assert 999 in steps and 600 not in steps
 
 
 def test_the_changed_rules_still_pass_promtool(tmp_path: Path) -> None:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.panels import (
-    DATA_LOSS,
-    EXP,
+from monitoring.config import CONFIG, Config
+from monitoring.dashboards.panels import (
     OVERVIEW_UID,
-    RESULT_COLORS,
     RESULT_COLOURED,
-    SEL,
+    RESULT_COLOURS,
     SESSION_UID,
     STATE_MAPPINGS,
+    Scope,
     dashboard,
+    data_loss,
     merged_table,
     panel,
     row,
@@ -22,29 +22,35 @@ from dashboards.panels import (
 )
 
 
-def session_detail() -> dict[str, Any]:
+def session_detail(cfg: Config = CONFIG) -> dict[str, Any]:
+    s = Scope(cfg)
     vm_table = [
-        target(f"veeam_failover_vm_state{{{SEL}}} == 1", instant=True, table=True, ref="A"),
-        target(f"veeam_failover_vm_result{{{SEL}}} == 1", instant=True, table=True, ref="B"),
-        target(f"veeam_failover_vm_progress_ratio{{{SEL}}}", instant=True, table=True, ref="C"),
+        target(f"veeam_failover_vm_state{{{s.plans}}} == 1", instant=True, table=True, ref="A"),
+        target(f"veeam_failover_vm_result{{{s.plans}}} == 1", instant=True, table=True, ref="B"),
+        target(f"veeam_failover_vm_progress_ratio{{{s.plans}}}", instant=True, table=True, ref="C"),
         target(
-            f"veeam_failover_vm_start_timestamp_seconds{{{SEL}}} * 1000", instant=True, table=True, ref="D"
+            f"veeam_failover_vm_start_timestamp_seconds{{{s.plans}}} * 1000",
+            instant=True,
+            table=True,
+            ref="D",
         ),
-        target(f"veeam_failover_vm_end_timestamp_seconds{{{SEL}}} * 1000", instant=True, table=True, ref="E"),
         target(
-            f"veeam_failover_vm_restore_point_timestamp_seconds{{{SEL}}} * 1000",
+            f"veeam_failover_vm_end_timestamp_seconds{{{s.plans}}} * 1000", instant=True, table=True, ref="E"
+        ),
+        target(
+            f"veeam_failover_vm_restore_point_timestamp_seconds{{{s.plans}}} * 1000",
             instant=True,
             table=True,
             ref="F",
         ),
     ]
-    requests = f'veeam_failover_start_requests_total{{{EXP}, plan=~"$plan"}}'
+    requests = f'veeam_failover_start_requests_total{{{s.exporter}, plan=~"$plan"}}'
     panels = [
         row("Session", 0),
         panel(
             "stat",
             "State",
-            [target(f"veeam_failover_session_state{{{SEL}}} == 1", "{{state}}", instant=True)],
+            [target(f"veeam_failover_session_state{{{s.plans}}} == 1", "{{state}}", instant=True)],
             0,
             1,
             4,
@@ -54,7 +60,7 @@ def session_detail() -> dict[str, Any]:
         panel(
             "stat",
             "Result",
-            [target(f"veeam_failover_session_result{{{SEL}}} == 1", "{{result}}", instant=True)],
+            [target(f"veeam_failover_session_result{{{s.plans}}} == 1", "{{result}}", instant=True)],
             4,
             1,
             4,
@@ -65,13 +71,13 @@ def session_detail() -> dict[str, Any]:
                     "matcher": {"id": "byName", "options": r},
                     "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}],
                 }
-                for r, c in RESULT_COLORS.items()
+                for r, c in RESULT_COLOURS.items()
             ],
         ),
         panel(
             "stat",
             "Progress",
-            [target(f"veeam_failover_session_progress_ratio{{{SEL}}}", instant=True)],
+            [target(f"veeam_failover_session_progress_ratio{{{s.plans}}}", instant=True)],
             8,
             1,
             4,
@@ -81,7 +87,7 @@ def session_detail() -> dict[str, Any]:
         panel(
             "stat",
             "Started",
-            [target(f"veeam_failover_session_start_timestamp_seconds{{{SEL}}} * 1000", instant=True)],
+            [target(f"veeam_failover_session_start_timestamp_seconds{{{s.plans}}} * 1000", instant=True)],
             12,
             1,
             6,
@@ -91,7 +97,7 @@ def session_detail() -> dict[str, Any]:
         panel(
             "stat",
             "Ended",
-            [target(f"veeam_failover_session_end_timestamp_seconds{{{SEL}}} * 1000", instant=True)],
+            [target(f"veeam_failover_session_end_timestamp_seconds{{{s.plans}}} * 1000", instant=True)],
             18,
             1,
             6,
@@ -135,7 +141,7 @@ def session_detail() -> dict[str, Any]:
         panel(
             "bargauge",
             "Progress per VM",
-            [target(f"veeam_failover_vm_progress_ratio{{{SEL}}}", "{{vm}}", instant=True)],
+            [target(f"veeam_failover_vm_progress_ratio{{{s.plans}}}", "{{vm}}", instant=True)],
             0,
             15,
             12,
@@ -147,7 +153,7 @@ def session_detail() -> dict[str, Any]:
         panel(
             "bargauge",
             "Data-loss window per VM",
-            [target(DATA_LOSS, "{{vm}}", instant=True)],
+            [target(data_loss(s), "{{vm}}", instant=True)],
             12,
             15,
             12,
@@ -158,7 +164,7 @@ def session_detail() -> dict[str, Any]:
         panel(
             "state-timeline",
             "VM state over time",
-            [target(vm_state_expr(SEL), "{{vm}}")],
+            [target(vm_state_expr(s.plans), "{{vm}}")],
             0,
             25,
             24,
@@ -171,21 +177,21 @@ def session_detail() -> dict[str, Any]:
             "table",
             "Plan VMs, before any failover",
             [
-                target(f"veeam_failover_plan_vm_info{{{SEL}}}", instant=True, table=True, ref="A"),
+                target(f"veeam_failover_plan_vm_info{{{s.plans}}}", instant=True, table=True, ref="A"),
                 target(
-                    f"veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{SEL}}} * 1000",
+                    f"veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{s.plans}}} * 1000",
                     instant=True,
                     table=True,
                     ref="B",
                 ),
                 target(
-                    f"time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{SEL}}}",
+                    f"time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{s.plans}}}",
                     instant=True,
                     table=True,
                     ref="C",
                 ),
                 target(
-                    f"veeam_failover_plan_vm_restore_point_state{{{SEL}}} == 1",
+                    f"veeam_failover_plan_vm_restore_point_state{{{s.plans}}} == 1",
                     instant=True,
                     table=True,
                     ref="D",
@@ -230,7 +236,7 @@ def session_detail() -> dict[str, Any]:
             "Last start requested",
             [
                 target(
-                    f'veeam_failover_last_start_timestamp_seconds{{{EXP}, plan=~"$plan"}} * 1000',
+                    f'veeam_failover_last_start_timestamp_seconds{{{s.exporter}, plan=~"$plan"}} * 1000',
                     instant=True,
                 )
             ],
@@ -242,6 +248,7 @@ def session_detail() -> dict[str, Any]:
         ),
     ]
     return dashboard(
+        s,
         SESSION_UID,
         "Veeam cloud failover / Session detail",
         "One plan's latest failover session, VM by VM, and the start requests for it.",

@@ -4,6 +4,7 @@ line: schemaVersion 39): selectors, targets, panels, variables, and the dashboar
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import bargauge, prometheus, stat, statetimeline, table, timeseries
@@ -14,32 +15,38 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from monitoring.config import CONFIG, DASHBOARD_UIDS
+from exporter.em.model import SESSION_RESULTS, SESSION_STATES
+from monitoring.config import DASHBOARD_UIDS, Config
+from monitoring.promql import at_risk, block, series
 
 SCHEMA_VERSION = 39
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 OVERVIEW_UID = DASHBOARD_UIDS["overview"]
 SESSION_UID = DASHBOARD_UIDS["session"]
-T = CONFIG
 
-EXP = 'job=~"$job", instance=~"$instance"'
-SEL = f'{EXP}, backup_server=~"$backup_server", plan=~"$plan"'
-# plan VMs past their RPO, the age of their newest point; VMs running in DR left out (as the alert does)
-AT_RISK = (
-    f"(time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{{{SEL}}})\n"
-    f"> on (job, instance, backup_server, plan) group_left () veeam_failover_plan_rpo_seconds{{{SEL}}}\n"
-    f"unless on (job, instance, backup_server, plan, vm)\n"
-    f'(veeam_failover_plan_vm_restore_point_state{{{SEL}, state=~"Failover|Failback|PermanentFailover"}} == 1)'
-)
-STATE_CODES = [
-    ("Starting", 1, "blue"),
-    ("Working", 2, "yellow"),
-    ("Stopping", 3, "orange"),
-    ("Stopped", 4, "green"),
-]
-RESULT_COLORS = {"None": "text", "Success": "green", "Warning": "orange", "Failed": "red"}
+
+@dataclass(frozen=True)
+class Scope:
+    """What a dashboard's queries select (the config's selector, narrowed by the dashboard's variables),
+    and the thresholds its colours use: the mixin builds the dashboards again with its own."""
+
+    cfg: Config
+
+    @property
+    def exporter(self) -> str:
+        return f'{self.cfg["selector"]}, job=~"$job", instance=~"$instance"'
+
+    @property
+    def plans(self) -> str:
+        return f'{self.exporter}, backup_server=~"$backup_server", plan=~"$plan"'
+
+
+# a session's or VM's state as one number (the state timeline), in the model's order, with its colour
+STATE_COLOURS = {"Starting": "blue", "Working": "yellow", "Stopping": "orange", "Stopped": "green"}
+STATE_CODES = [(state, n, STATE_COLOURS[state]) for n, state in enumerate(SESSION_STATES, start=1)]
+RESULT_COLOURS = {"None": "text", "Success": "green", "Warning": "orange", "Failed": "red"}
 RESULT_MAPPINGS = [
-    dm.ValueMap(options={r: dm.ValueMappingResult(text=r, color=c) for r, c in RESULT_COLORS.items()})
+    dm.ValueMap(options={r: dm.ValueMappingResult(text=r, color=RESULT_COLOURS[r]) for r in SESSION_RESULTS})
 ]
 # a table's result column, coloured by value: Success green, Warning orange, Failed red
 RESULT_COLOURED: dict[str, Any] = {
@@ -76,7 +83,7 @@ OPTIONS: dict[str, tuple[str, Any]] = {
 def target(
     expr: str, legend: str = "", *, instant: bool = False, table: bool = False, ref: str = "A"
 ) -> Target:
-    t = prometheus.Dataquery().datasource(DS).expr(expr).ref_id(ref).legend_format(legend or "__auto")
+    t = prometheus.Dataquery().datasource(DS).expr(block(expr)).ref_id(ref).legend_format(legend or "__auto")
     if instant:
         t = t.instant()
     if table:
@@ -150,7 +157,7 @@ def value_map(pairs: dict[str, tuple[str, str]]) -> list[dm.ValueMap]:
     return [dm.ValueMap(options={k: dm.ValueMappingResult(text=t, color=c) for k, (t, c) in pairs.items()})]
 
 
-def variables(plan_multi: bool) -> list[Any]:
+def variables(s: Scope, plan_multi: bool) -> list[Any]:
     def query(name: str, label: str, q: str, multi: bool = True, catch_all: bool = True) -> Any:
         v = db.QueryVariable(name).label(label).datasource(DS).query(q)
         v = v.refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
@@ -163,26 +170,28 @@ def variables(plan_multi: bool) -> list[Any]:
 
     return [
         db.DatasourceVariable("datasource").label("Data source").type("prometheus"),
-        query("job", "Job", "label_values(veeam_failover_exporter_build_info, job)"),
+        query("job", "Job", f"label_values(veeam_failover_exporter_build_info{{{s.cfg['selector']}}}, job)"),
         query(
-            "instance", "Instance", 'label_values(veeam_failover_exporter_build_info{job=~"$job"}, instance)'
+            "instance",
+            "Instance",
+            f'label_values(veeam_failover_exporter_build_info{{{s.cfg["selector"]}, job=~"$job"}}, instance)',
         ),
         query(
             "backup_server",
             "Backup server",
-            f"label_values(veeam_failover_plan_info{{{EXP}}}, backup_server)",
+            f"label_values(veeam_failover_plan_info{{{s.exporter}}}, backup_server)",
         ),
         query(
             "tenant",
             "Tenant",
-            f'label_values(veeam_failover_plan_info{{{EXP}, backup_server=~"$backup_server"}}, tenant)',
+            f'label_values(veeam_failover_plan_info{{{s.exporter}, backup_server=~"$backup_server"}}, tenant)',
         ),
         # "All" plans is the list of the chosen tenants' plans (no catch-all): choosing a tenant filters
         # every panel through $plan
         query(
             "plan",
             "Plan",
-            f'label_values(veeam_failover_plan_info{{{EXP}, backup_server=~"$backup_server", tenant=~"$tenant"}}, plan)',
+            f'label_values(veeam_failover_plan_info{{{s.exporter}, backup_server=~"$backup_server", tenant=~"$tenant"}}, plan)',
             plan_multi,
             catch_all=False,
         ),
@@ -203,35 +212,52 @@ def vm_state_expr(sel: str) -> str:
 STATE_MAPPINGS = [
     dm.ValueMap(options={str(n): dm.ValueMappingResult(text=s, color=c) for s, n, c in STATE_CODES})
 ]
-DATA_LOSS = f"vm:veeam_failover_data_loss_seconds:elapsed{{{SEL}}}"  # a recording rule (alerts/)
-# marks on every time panel: (name, colour, query whose value is the mark's time in ms, title)
-ANNOTATIONS = [
-    (
-        "Failover start requested",
-        "red",
-        f'veeam_failover_last_start_timestamp_seconds{{{EXP}, plan=~"$plan"}} * 1000',
-        "Failover start requested",
-    ),
-    (
-        "Failover session started",
-        "orange",
-        f"veeam_failover_session_start_timestamp_seconds{{{SEL}}} * 1000",
-        "Failover session started",
-    ),
-    (
-        "Failover session ended",
-        "green",
-        f"veeam_failover_session_end_timestamp_seconds{{{SEL}}} * 1000",
-        "Failover session ended",
-    ),
-]
+
+
+def data_loss(s: Scope) -> str:
+    return f"vm:veeam_failover_data_loss_seconds:elapsed{{{s.plans}}}"  # a recording rule (alerts/)
+
+
+def marks(s: Scope) -> list[tuple[str, str, str, str]]:
+    """The marks on every time panel: (name, colour, query whose value is the mark's time in ms, title)."""
+    return [
+        (
+            "Failover start requested",
+            "red",
+            f'veeam_failover_last_start_timestamp_seconds{{{s.exporter}, plan=~"$plan"}} * 1000',
+            "Failover start requested",
+        ),
+        (
+            "Failover session started",
+            "orange",
+            f"veeam_failover_session_start_timestamp_seconds{{{s.plans}}} * 1000",
+            "Failover session started",
+        ),
+        (
+            "Failover session ended",
+            "green",
+            f"veeam_failover_session_end_timestamp_seconds{{{s.plans}}} * 1000",
+            "Failover session ended",
+        ),
+    ]
+
+
+def running(s: Scope) -> str:
+    """Per-VM lists cover the plans whose latest session runs (at 200 plans, all of them is unreadable)."""
+    return f"on (job, instance, backup_server, plan) plan:veeam_failover_session_active:max{{{s.plans}}} == 1"
+
+
+def at_risk_vms(s: Scope) -> str:
+    m = series(s.plans)
+    return at_risk(m, f"(time() - {m('veeam_failover_plan_vm_latest_restore_point_timestamp_seconds')})")
+
+
 # the exporter as the Helm chart's README installs it (release veeam-failover, namespace monitoring)
 STATUS_URL = "http://veeam-failover-veeam-failover-exporter.monitoring.svc:9849"
-# per-VM lists cover the plans whose latest session runs (at 200 plans, all of them is unreadable)
-RUNNING = f"on (job, instance, backup_server, plan) plan:veeam_failover_session_active:max{{{SEL}}} == 1"
 
 
 def dashboard(
+    s: Scope,
     uid: str,
     title: str,
     description: str,
@@ -251,11 +277,11 @@ def dashboard(
         .time("now-3h", "now")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
     )
-    for name, colour, expr, _ in ANNOTATIONS:
+    for name, colour, expr, _ in marks(s):
         d = d.annotation(
             db.AnnotationQuery().name(name).datasource(DS).enable(True).icon_color(colour).expr(expr)
         )
-    for v in variables(plan_multi):
+    for v in variables(s, plan_multi):
         d = d.with_variable(v)
     for link in links:
         d = d.link(
@@ -268,10 +294,10 @@ def dashboard(
     for p in panels:
         d = d.with_row(p) if isinstance(p, db.Row) else d.with_panel(p)
     data: dict[str, Any] = json.loads(json.dumps(d.build(), cls=JSONEncoder))
-    return _complete(data)
+    return _complete(data, s)
 
 
-def _complete(data: dict[str, Any]) -> dict[str, Any]:
+def _complete(data: dict[str, Any], s: Scope) -> dict[str, Any]:
     """What the SDK's 10.4 models leave out and Grafana reads: the schema version, a null id (so an
     import creates it), the query variables' definition (shown in the editor), and the annotation's
     Prometheus fields (the value is the start time: one mark per start, where it happened)."""
@@ -280,7 +306,7 @@ def _complete(data: dict[str, Any]) -> dict[str, Any]:
     for v in data["templating"]["list"]:
         if v["type"] == "query":
             v["definition"] = v["query"]
-    titles = {name: title for name, _, _, title in ANNOTATIONS}
+    titles = {name: title for name, _, _, title in marks(s)}
     for a in data["annotations"]["list"]:
         a.update(useValueForTime=True, step="60s", titleFormat=titles[a["name"]], textFormat="{{plan}}")
     for i, p in enumerate(data["panels"], start=1):

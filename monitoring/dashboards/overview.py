@@ -4,28 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.panels import (
-    AT_RISK,
-    DATA_LOSS,
-    EXP,
+from monitoring.config import CONFIG, Config
+from monitoring.dashboards.panels import (
     OVERVIEW_UID,
     RESULT_COLOURED,
-    RUNNING,
-    SEL,
     SESSION_UID,
     STATE_MAPPINGS,
-    T,
+    Scope,
+    at_risk_vms,
     dashboard,
+    data_loss,
     merged_table,
     panel,
     row,
+    running,
     target,
     value_map,
     vm_state_expr,
 )
 
 
-def overview() -> dict[str, Any]:
+def overview(cfg: Config = CONFIG) -> dict[str, Any]:
+    s = Scope(cfg)
     detail_link = {
         "title": "Session detail for ${__data.fields.plan}",
         "url": f"/d/{SESSION_UID}?${{datasource:queryparam}}&var-plan=${{__data.fields.plan}}"
@@ -38,7 +38,7 @@ def overview() -> dict[str, Any]:
             "Active failovers",
             [
                 target(
-                    f"count(plan:veeam_failover_session_active:max{{{SEL}}} == 1) or vector(0)",
+                    f"count(plan:veeam_failover_session_active:max{{{s.plans}}} == 1) or vector(0)",
                     instant=True,
                 )
             ],
@@ -52,7 +52,11 @@ def overview() -> dict[str, Any]:
         panel(
             "stat",
             "Failed VMs",
-            [target(f'sum(veeam_failover_vm_result{{{SEL}, result="Failed"}}) or vector(0)', instant=True)],
+            [
+                target(
+                    f'sum(veeam_failover_vm_result{{{s.plans}, result="Failed"}}) or vector(0)', instant=True
+                )
+            ],
             4,
             1,
             4,
@@ -63,7 +67,7 @@ def overview() -> dict[str, Any]:
         panel(
             "stat",
             "EM reachable",
-            [target(f"min(veeam_em_up{{{EXP}}})", instant=True)],
+            [target(f"min(veeam_em_up{{{s.exporter}}})", instant=True)],
             8,
             1,
             4,
@@ -76,14 +80,14 @@ def overview() -> dict[str, Any]:
             "Data age",
             [
                 target(
-                    f"time() - max(veeam_em_last_successful_poll_timestamp_seconds{{{EXP}}})",
+                    f"time() - max(veeam_em_last_successful_poll_timestamp_seconds{{{s.exporter}}})",
                     "exporter read EM",
                     instant=True,
                     ref="A",
                 ),
                 target(
-                    f'time() - min(veeam_em_data_as_of_timestamp_seconds{{{EXP}, backup_server=~"$backup_server"}}'
-                    f" and on (backup_server) (count by (backup_server) (plan:veeam_failover_session_active:max{{{SEL}}} == 1)))",
+                    f'time() - min(veeam_em_data_as_of_timestamp_seconds{{{s.exporter}, backup_server=~"$backup_server"}}'
+                    f" and on (backup_server) (count by (backup_server) (plan:veeam_failover_session_active:max{{{s.plans}}} == 1)))",
                     "EM's data (running failovers)",
                     instant=True,
                     ref="B",
@@ -99,17 +103,19 @@ def overview() -> dict[str, Any]:
             "default; poll.collect asks it to collect every minute while a failover runs).",
             thresholds=[
                 {"color": "green", "value": None},
-                {"color": "orange", "value": T["dataAgeWarningSeconds"]},
-                {"color": "red", "value": T["staleSeconds"]},
+                {"color": "orange", "value": s.cfg["dataAgeWarningSeconds"]},
+                {"color": "red", "value": s.cfg["staleSeconds"]},
             ],
         ),
         panel(
             "table",
             "Latest result per plan",
             [
-                target(f"veeam_failover_session_result{{{SEL}}} == 1", instant=True, table=True, ref="A"),
-                target(f"veeam_failover_session_progress_ratio{{{SEL}}}", instant=True, table=True, ref="B"),
-                target(f"veeam_failover_plan_info{{{SEL}}}", instant=True, table=True, ref="C"),
+                target(f"veeam_failover_session_result{{{s.plans}}} == 1", instant=True, table=True, ref="A"),
+                target(
+                    f"veeam_failover_session_progress_ratio{{{s.plans}}}", instant=True, table=True, ref="B"
+                ),
+                target(f"veeam_failover_plan_info{{{s.plans}}}", instant=True, table=True, ref="C"),
             ],
             16,
             1,
@@ -136,7 +142,7 @@ def overview() -> dict[str, Any]:
             "Progress per VM: running failovers, the 50 least advanced",
             [
                 target(
-                    f"bottomk(50, veeam_failover_vm_progress_ratio{{{SEL}}}\nand {RUNNING})",
+                    f"bottomk(50, veeam_failover_vm_progress_ratio{{{s.plans}}}\nand {running(s)})",
                     "{{plan}} / {{vm}}",
                     instant=True,
                 )
@@ -154,7 +160,7 @@ def overview() -> dict[str, Any]:
         panel(
             "state-timeline",
             "VM state over time: running failovers",
-            [target(f"({vm_state_expr(SEL)})\nand {RUNNING}", "{{plan}} / {{vm}}")],
+            [target(f"({vm_state_expr(s.plans)})\nand {running(s)}", "{{plan}} / {{vm}}")],
             0,
             15,
             24,
@@ -166,7 +172,7 @@ def overview() -> dict[str, Any]:
         panel(
             "stat",
             "VMs past their RPO",
-            [target(f"count({AT_RISK}) or vector(0)", instant=True)],
+            [target(f"count({at_risk_vms(s)}) or vector(0)", instant=True)],
             0,
             26,
             4,
@@ -180,7 +186,8 @@ def overview() -> dict[str, Any]:
             "VMs never replicated",
             [
                 target(
-                    f"sum(veeam_failover_plan_vms_without_restore_point{{{SEL}}}) or vector(0)", instant=True
+                    f"sum(veeam_failover_plan_vms_without_restore_point{{{s.plans}}}) or vector(0)",
+                    instant=True,
                 )
             ],
             0,
@@ -193,7 +200,7 @@ def overview() -> dict[str, Any]:
         panel(
             "stat",
             "VMs running in DR",
-            [target(f"sum(veeam_failover_plan_vms_in_failover{{{SEL}}}) or vector(0)", instant=True)],
+            [target(f"sum(veeam_failover_plan_vms_in_failover{{{s.plans}}}) or vector(0)", instant=True)],
             4,
             26,
             4,
@@ -206,8 +213,8 @@ def overview() -> dict[str, Any]:
             "Worst restore point age per plan, as a share of its RPO",
             [
                 target(
-                    f"topk(20, (time() - veeam_failover_plan_oldest_restore_point_timestamp_seconds{{{SEL}}})\n"
-                    f"/ on (job, instance, backup_server, plan) veeam_failover_plan_rpo_seconds{{{SEL}}})",
+                    f"topk(20, (time() - veeam_failover_plan_oldest_restore_point_timestamp_seconds{{{s.plans}}})\n"
+                    f"/ on (job, instance, backup_server, plan) veeam_failover_plan_rpo_seconds{{{s.plans}}})",
                     "{{plan}}",
                     instant=True,
                 )
@@ -230,7 +237,7 @@ def overview() -> dict[str, Any]:
             "table",
             "VMs at risk",
             [
-                target(f"topk(50, {AT_RISK})", instant=True, table=True, ref="A"),
+                target(f"topk(50, {at_risk_vms(s)})", instant=True, table=True, ref="A"),
             ],
             16,
             26,
@@ -244,7 +251,7 @@ def overview() -> dict[str, Any]:
         panel(
             "bargauge",
             "Restore point age at failover (data-loss window): the 30 oldest VMs",
-            [target(f"topk(30, {DATA_LOSS})", "{{plan}} / {{vm}}", instant=True)],
+            [target(f"topk(30, {data_loss(s)})", "{{plan}} / {{vm}}", instant=True)],
             0,
             35,
             12,
@@ -253,8 +260,8 @@ def overview() -> dict[str, Any]:
             options={"orientation": "horizontal", "displayMode": "basic"},
             thresholds=[
                 {"color": "green", "value": None},
-                {"color": "orange", "value": T["rpoSeconds"]},
-                {"color": "red", "value": T["dataLossCriticalSeconds"]},
+                {"color": "orange", "value": s.cfg["rpoSeconds"]},
+                {"color": "red", "value": s.cfg["dataLossCriticalSeconds"]},
             ],
             description="How old the replica point each VM fails over to was when its failover started.",
         ),
@@ -263,13 +270,13 @@ def overview() -> dict[str, Any]:
             "Failover duration: running vs. longest of the last 7 days",
             [
                 target(
-                    f"plan:veeam_failover_session_duration_seconds:elapsed{{{SEL}}}\n"
-                    f"and on (job, instance, backup_server, plan) plan:veeam_failover_session_active:max{{{SEL}}} == 1",
+                    f"plan:veeam_failover_session_duration_seconds:elapsed{{{s.plans}}}\n"
+                    f"and on (job, instance, backup_server, plan) plan:veeam_failover_session_active:max{{{s.plans}}} == 1",
                     "{{plan}} running",
                     ref="A",
                 ),
                 target(
-                    f"max_over_time(plan:veeam_failover_session_finished_duration_seconds:elapsed{{{SEL}}}[7d])",
+                    f"max_over_time(plan:veeam_failover_session_finished_duration_seconds:elapsed{{{s.plans}}}[7d])",
                     "{{plan}} longest finished (7d)",
                     ref="B",
                 ),
@@ -284,7 +291,7 @@ def overview() -> dict[str, Any]:
         panel(
             "timeseries",
             "Session progress",
-            [target(f"veeam_failover_session_progress_ratio{{{SEL}}}", "{{plan}}")],
+            [target(f"veeam_failover_session_progress_ratio{{{s.plans}}}", "{{plan}}")],
             0,
             45,
             24,
@@ -297,8 +304,10 @@ def overview() -> dict[str, Any]:
             "timeseries",
             "EM up and poll duration",
             [
-                target(f"veeam_em_up{{{EXP}}}", "up {{instance}}", ref="A"),
-                target(f"veeam_em_poll_duration_seconds{{{EXP}}}", "poll seconds {{instance}}", ref="B"),
+                target(f"veeam_em_up{{{s.exporter}}}", "up {{instance}}", ref="A"),
+                target(
+                    f"veeam_em_poll_duration_seconds{{{s.exporter}}}", "poll seconds {{instance}}", ref="B"
+                ),
             ],
             0,
             54,
@@ -310,7 +319,7 @@ def overview() -> dict[str, Any]:
             "EM requests by endpoint and code",
             [
                 target(
-                    f"sum by (endpoint, code) (rate(veeam_em_requests_total{{{EXP}}}[$__rate_interval]))",
+                    f"sum by (endpoint, code) (rate(veeam_em_requests_total{{{s.exporter}}}[$__rate_interval]))",
                     "{{code}} {{endpoint}}",
                 )
             ],
@@ -324,9 +333,13 @@ def overview() -> dict[str, Any]:
             "timeseries",
             "EM logons and poll errors",
             [
-                target(f"sum(increase(veeam_em_logons_total{{{EXP}}}[$__rate_interval]))", "logons", ref="A"),
                 target(
-                    f"sum by (reason) (increase(veeam_em_poll_errors_total{{{EXP}}}[$__rate_interval])) > 0",
+                    f"sum(increase(veeam_em_logons_total{{{s.exporter}}}[$__rate_interval]))",
+                    "logons",
+                    ref="A",
+                ),
+                target(
+                    f"sum by (reason) (increase(veeam_em_poll_errors_total{{{s.exporter}}}[$__rate_interval])) > 0",
                     "poll errors: {{reason}}",
                     ref="B",
                 ),
@@ -338,6 +351,7 @@ def overview() -> dict[str, Any]:
         ),
     ]
     return dashboard(
+        s,
         OVERVIEW_UID,
         "Veeam cloud failover / Overview",
         "Cloud failover plans, their latest sessions and every VM, from veeam-failover-exporter.",
