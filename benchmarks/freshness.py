@@ -38,9 +38,9 @@ def serve_exporter(config_path: str, compress: float) -> None:
     which guard real EMs)."""
     import uvicorn
 
-    from exporter.app import Exporter
-    from exporter.config_load import load_config
+    from exporter.config.load import load_config
     from exporter.http.listener import uvicorn_config
+    from exporter.wiring import Exporter
 
     config = load_config(config_path, {})
     poll = dataclasses.replace(

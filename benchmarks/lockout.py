@@ -169,9 +169,9 @@ def attack(host: str, port: int, sources: list[str], per_source: int, seconds: f
 
 
 def main() -> None:
-    from exporter.app import Exporter
     from exporter.http.server import ServerThread
     from exporter.simulator import Simulator, World, load_scenario
+    from exporter.wiring import Exporter
     from tests.helpers import exporter_config
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

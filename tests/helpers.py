@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import Exporter
 from exporter.config import ActionSettings, Config, EMSettings, PollSettings
 from exporter.http.server import ServerThread
 from exporter.secret import Secret
 from exporter.simulator import ManualClock, Simulator, World, load_scenario
 from exporter.simulator.scenario import Scenario, scenario_from_dict
+from exporter.wiring import Exporter
 
 
 def utc(text: str) -> float:

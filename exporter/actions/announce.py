@@ -1,4 +1,4 @@
-"""Announcements: every decision that matters (model.ANNOUNCED) posted to the configured webhooks, as
+"""Announcements: every decision that matters (config.model.ANNOUNCED) posted to the configured webhooks, as
 generic JSON or a Slack-compatible `{"text": ...}`.
 
 Never in a start's way: a decision is put on each webhook's queue and the caller answered at once; one
@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from exporter import __version__
-from exporter.actions.model import ANNOUNCED
 from exporter.config import NotificationTarget
+from exporter.config.model import ANNOUNCED
 
 log = logging.getLogger(__name__)
 

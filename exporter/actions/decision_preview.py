@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from exporter.actions import guards
-from exporter.actions.audit_state import AuditState
+from exporter.actions.audit.records import PendingDecision
+from exporter.actions.audit.state import AuditState
 from exporter.actions.guards import Refusal
-from exporter.actions.model import StartRequest
 from exporter.config import ActionSettings, Caller
-from exporter.em.errors import ParseError
 from exporter.em.model import Plan, Session
-from exporter.em.timefmt import parse_time
 
 Mode = Literal["start", "dry_run"]
 MODES: tuple[Mode, ...] = ("start", "dry_run")
@@ -46,15 +44,11 @@ class Preview:
         }
 
 
-def ran_meanwhile(record: dict[str, Any], latest: Session | None) -> str | None:
+def ran_meanwhile(decision: PendingDecision, latest: Session | None) -> str | None:
     """Why the plan has run since the request was made (a session newer than the one it knew), or None."""
     if latest is None:
         return None
-    known = record.get("previous_session_id")
-    try:
-        asked = parse_time(str(record.get("time"))) if record.get("time") else None
-    except ParseError:
-        asked = None
+    known, asked = decision.previous_session_id, decision.asked_at
     newer = known is not None and latest.id != known
     began_after = latest.start is not None and asked is not None and latest.start > asked
     if not (newer or began_after):
@@ -69,8 +63,7 @@ def ran_meanwhile(record: dict[str, Any], latest: Session | None) -> str | None:
 class Facts:
     """What is known now of a pending decision and its plan."""
 
-    record: dict[str, Any]
-    request: StartRequest
+    decision: PendingDecision
     requester: Caller | None
     plan: Plan | None
     latest: Session | None
@@ -83,10 +76,10 @@ class Facts:
 
 def preview(facts: Facts) -> Preview:
     """The mode, the checks' answer and the plan's state as they hold now, and their fingerprint."""
-    rid = str(facts.record.get("request_id") or "")
+    rid = facts.decision.request_id
     plan, latest = facts.plan, facts.latest
     mode: Mode
-    if facts.request.dry_run:
+    if facts.decision.request.dry_run:
         mode, why_mode = "dry_run", "a dry run: the request asked for one; nothing is sent to EM"
     elif facts.dry_run_switch:
         mode, why_mode = "dry_run", "a dry run: dry run is on now; nothing is sent to EM"
@@ -109,16 +102,17 @@ def _refusal(f: Facts, mode: Mode) -> Refusal | None:
     if f.plan is None:
         return Refusal("conflict", 409, "the plan is not among EM's plans now")
     if f.requester is None:
-        why = f"the requester {f.record.get('caller')!r} is no longer a caller: reject the decision"
+        why = f"the requester {f.decision.caller!r} is no longer a caller: reject the decision"
         return Refusal("forbidden", 403, why)
-    _, refused = guards.admit(f.plan, f.requester, f.request, f.settings, f.now, kill_switch=f.kill_switch)
+    request = f.decision.request
+    _, refused = guards.admit(f.plan, f.requester, request, f.settings, f.now, kill_switch=f.kill_switch)
     if refused is not None:
         return refused
-    meanwhile = ran_meanwhile(f.record, f.latest)
+    meanwhile = ran_meanwhile(f.decision, f.latest)
     if meanwhile is not None:
         return Refusal("conflict", 409, meanwhile)
-    own = str(f.record["request_id"])
-    cleared = guards.clear_to_start(f.plan, f.request, f.state, f.latest, f.settings, f.now, None, own)
+    own = f.decision.request_id
+    cleared = guards.clear_to_start(f.plan, request, f.state, f.latest, f.settings, f.now, None, own)
     if cleared is not None:
         return cleared
     return guards.within_limits(f.plan, f.state, f.settings, f.now) if mode == "start" else None

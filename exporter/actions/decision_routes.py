@@ -22,11 +22,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.actions.audit import AuditWriteError
-from exporter.actions.model import Attempt, StartRequest, request_id
-from exporter.actions.switches import SWITCHES, set_switches
+from exporter.actions.audit.log import AuditWriteError
+from exporter.actions.model import StartRequest
+from exporter.actions.switches import SWITCHES
 from exporter.config import Caller
 from exporter.http import decision_page
+from exporter.http.auth import unauthorized
 from exporter.http.request_body import BadRequest, content_type, json_object, read_limited
 
 if TYPE_CHECKING:  # types only
@@ -45,7 +46,6 @@ MAX_BODY = 16 * 1024
 MAX_FORM = 4 * 1024  # a token, a reason of 500 characters, what the page showed
 APPROVAL_FIELDS = {"reason", "mode", "fingerprint"}
 FORM_FIELDS = {"token", *APPROVAL_FIELDS}
-UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="veeam-failover-exporter"'}
 
 
 async def _read(request: Request) -> bytes:
@@ -93,7 +93,7 @@ def decision_routes(actions: Actions) -> list[Route]:
         if caller is None:  # counted and logged (at most once a minute) like any request without a token
             remote = request.client.host if request.client else ""
             req = StartRequest(plan_ref="", source="api", remote=remote)
-            actions.recorder.unauthenticated(Attempt(request_id(), None, req, None), "missing or wrong token")
+            actions.refuse(req, None, "unauthorized", 401, "missing or wrong token")
         return caller
 
     async def who(request: Request) -> tuple[Caller | None, dict[str, Any], bool]:
@@ -121,7 +121,7 @@ def decision_routes(actions: Actions) -> list[Route]:
             return HTMLResponse(
                 decision_page.result(status, content), status_code=status, headers=decision_page.HEADERS
             )
-        return JSONResponse(content, status_code=status, headers=UNAUTHORIZED if status == 401 else None)
+        return unauthorized(content) if status == 401 else JSONResponse(content, status_code=status)
 
     async def approve(request: Request) -> Response:
         return await verdict(request, "approve")
@@ -150,7 +150,7 @@ def decision_routes(actions: Actions) -> list[Route]:
         if verb == "approve":
             d = await run_in_threadpool(
                 partial(
-                    actions.approvals.approve,
+                    actions.approve,
                     caller,
                     did,
                     remote,
@@ -160,38 +160,35 @@ def decision_routes(actions: Actions) -> list[Route]:
                 )
             )
             content = {**d.to_json(), "approver": caller.name}
-            now = actions.approvals.preview(did) if d.status in (400, 409) else None
+            now = actions.preview(did) if d.status in (400, 409) else None
             if now is not None:  # still waiting: what approving would do now
                 content["now"] = now.to_json()
             return answer(d.status, content, as_page)
-        status, content = await run_in_threadpool(actions.approvals.reject, caller, did, reason)
+        status, content = await run_in_threadpool(actions.reject, caller, did, reason)
         return answer(status, content, as_page)
 
     async def listing(request: Request) -> Response:
         caller = caller_of(request.headers.get("authorization"), request)
         if caller is None:
-            return JSONResponse(
-                {"error": "missing or wrong bearer token"}, status_code=401, headers=UNAUTHORIZED
-            )
-        return JSONResponse({"decisions": actions.approvals.pending(caller)})
+            return unauthorized()
+        return JSONResponse({"decisions": actions.pending(caller)})
 
     async def page(request: Request) -> Response:
         did = request.path_params["id"][:64]
-        record, now = await run_in_threadpool(actions.approvals.view, did)
+        decision, now = await run_in_threadpool(actions.decision, did)
+        shown = None if decision is None else decision.shown()
         return HTMLResponse(
             decision_page.render(
-                did, record, None if now is None else now.to_json(), actions.settings.approval_timeout_seconds
+                did, shown, None if now is None else now.to_json(), actions.settings.approval_timeout_seconds
             ),
-            status_code=200 if record is not None else 404,
+            status_code=200 if decision is not None else 404,
             headers=decision_page.HEADERS,
         )
 
     async def switches(request: Request) -> Response:
         caller = caller_of(request.headers.get("authorization"), request)
         if caller is None:
-            return JSONResponse(
-                {"error": "missing or wrong bearer token"}, status_code=401, headers=UNAUTHORIZED
-            )
+            return unauthorized()
         if request.method == "GET":
             return JSONResponse(actions.switches().to_json())
         if "admin" not in caller.roles:
@@ -207,7 +204,7 @@ def decision_routes(actions: Actions) -> list[Route]:
         except BadRequest as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         try:
-            now = await run_in_threadpool(set_switches, actions, caller, changes, reason)
+            now = await run_in_threadpool(actions.set_switches, caller, changes, reason)
         except AuditWriteError as exc:
             return JSONResponse(
                 {"error": f"{exc}: the switch must be on record to hold; unchanged"}, status_code=503

@@ -14,24 +14,26 @@ retry), 5xx only for what may succeed later (EM down), so retries cannot storm.
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from exporter.actions import guards, switches
 from exporter.actions.announce import Announcer
 from exporter.actions.approvals import Approvals
-from exporter.actions.audit import AuditLogUnavailable, AuditWriteError
-from exporter.actions.model import Approval, Attempt, Decision, StartRequest, request_id
-from exporter.actions.recorder import Recorder
+from exporter.actions.audit.log import AuditLogUnavailable
+from exporter.actions.audit.recorder import Recorder
+from exporter.actions.audit.records import PendingDecision
+from exporter.actions.decision_preview import Preview
+from exporter.actions.decision_views import DecisionViews
+from exporter.actions.decisions import PendingDecisions
+from exporter.actions.locks import StartLocks
+from exporter.actions.model import Attempt, Decision, Outcome, StartRequest, request_id
+from exporter.actions.start_path import StartPath
 from exporter.actions.switches import Switches
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
-from exporter.em.errors import EMError
-from exporter.em.model import Plan, Session
 from exporter.http.auth import bearer, matching
 from exporter.polling.snapshot import Store
 
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 
 
 class Actions:
+    """The guarded start as a service: what the routes, the status page and the metrics may ask of it.
+    Nothing outside reaches past it into the audit log."""
+
     def __init__(
         self,
         settings: ActionSettings,
@@ -52,164 +57,129 @@ class Actions:
         on_started: Callable[[str], None] = lambda backup_server: None,
     ) -> None:
         self.settings = settings
-        self.client = client
         self.store = store
-        self.wake_poller = wake_poller
-        self.on_started = on_started  # EM accepted a start on this backup server (a collection follows)
-        self.announcer = Announcer(settings.notifications, settings.external_url)
+        self._announcer = Announcer(settings.notifications, settings.external_url)
         try:
-            self.recorder = Recorder(
+            self._recorder = Recorder(
                 settings.audit_log,
                 lambda: self.switches().dry_run,
                 store,
                 settings.audit_log_rotate_bytes,
-                self.announcer,
+                self._announcer,
             )
         except AuditLogUnavailable:
-            self.announcer.close()
+            self._announcer.close()
             raise
-        self.tracker = TaskTracker(client, self.recorder, settings, wake_poller)
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        self.limits_lock = threading.Lock()  # the hourly limits, and the switches changing
-        self.approvals = Approvals(self)
-        switches.reconcile(self)
+        self._tracker = TaskTracker(client, self._recorder, settings, wake_poller)
+        self._locks = StartLocks()
+        self._decisions = PendingDecisions(settings, self._recorder, self._locks)
+        self._path = StartPath(
+            settings,
+            client,
+            store,
+            self._recorder,
+            self._decisions,
+            self._locks,
+            self._tracker,
+            self.switches,
+            wake_poller,
+            on_started,
+        )
+        self._views = DecisionViews(self._path, self._decisions)
+        self._approvals = Approvals(self._path, self._decisions, self._views)
+        switches.reconcile(settings, self._recorder)
 
-    def switches(self) -> Switches:
-        return switches.current(self.settings, self.recorder.journal.state.switches)
+    # -- requests ---------------------------------------------------------------------------
 
     def authenticate(self, authorization: str | None) -> Caller | None:
         found = matching(bearer(authorization), [c.token for c in self.settings.callers])
         return None if found is None else self.settings.callers[found]
 
     def start(self, caller: Caller, req: StartRequest) -> Decision:
-        snap = self.store.current()
-        plan, why = guards.resolve(snap.plans, req.plan_ref)
-        attempt = Attempt(request_id(), caller, req, plan)
-        if "starter" not in caller.roles:
-            return self.recorder.decide(
-                attempt, "forbidden", 403, f"caller {caller.name!r} has no starter role"
-            )
-        if plan is None:
-            if not snap.plans and not snap.up:
-                # We have not read the plans from EM yet: this may work in a moment.
-                return self.recorder.decide(attempt, "em_error", 503, "plans not read from EM yet")
-            if caller.plans is not None:
-                # a caller restricted to some plans cannot tell "no such plan" from "not yours"
-                return self.recorder.decide(attempt, "forbidden", 403, guards.not_allowed(caller))
-            return self.recorder.decide(attempt, "invalid", 404, why)
-        start_date, refusal = guards.admit(
-            plan, caller, req, self.settings, time.time(), kill_switch=self.switches().kill_switch
-        )
-        if refusal is not None:
-            return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
-        scoped = replace(req, idempotency_key=guards.scoped_key(caller, plan, req.idempotency_key))
-        with self.lock_for(plan.id):
-            return self.start_locked(replace(attempt, request=scoped), start_date, req.idempotency_key)
+        return self._path.start(caller, req)
 
-    def latest_session(self, plan: Plan) -> Session | None:
-        return next(
-            (
-                s
-                for s in self.store.current().sessions
-                if (s.backup_server, s.plan) == (plan.backup_server, plan.name)
-            ),
-            None,
-        )
-
-    def start_locked(
+    def approve(
         self,
-        attempt: Attempt,
-        start_date: datetime | None,
-        legacy_key: str | None,
-        approval: Approval | None = None,
+        approver: Caller,
+        decision_id: str,
+        remote: str = "",
+        reason: str = "",
+        *,
+        mode: str | None = None,
+        fingerprint: str | None = None,
     ) -> Decision:
-        """The checks under the plan's lock, then the start. `approval`: an approver said yes to this
-        pending decision (approvals.py holds the plan's lock and checked what it saw)."""
-        plan = attempt.plan
-        assert plan is not None
-        latest = self.latest_session(plan)
-        state = self.recorder.journal.state
-        own = attempt.request_id if approval else ""
-        refusal = guards.clear_to_start(
-            plan, attempt.request, state, latest, self.settings, time.time(), legacy_key, own
+        """`mode`, `fingerprint`: what approving does, as the approver saw it (decision_preview.py)."""
+        return self._approvals.approve(
+            approver, decision_id, remote, reason, mode=mode, fingerprint=fingerprint
         )
-        if refusal is not None:
-            return self.recorder.decide(
-                attempt, refusal.outcome, refusal.status, refusal.reason, em_task_id=refusal.em_task_id
-            )
-        spec: dict[str, Any] = {
-            "start": "now" if start_date is None else start_date.astimezone(UTC).isoformat(),
-            "previous_session_id": None if latest is None else latest.id,
-        }
-        if approval is None and guards.approval_required(plan, self.settings):
-            # Nobody is asked to approve what the limits would refuse anyway.
-            refusal = guards.within_limits(plan, state, self.settings, time.time()) or guards.pending_cap(
-                attempt.caller, state, self.settings
-            )
-            if refusal is not None:
-                return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
-            return self.approvals.open(attempt, spec)
-        # The mode, the limits across plans and the start on disk are settled under one lock: no switch
-        # changes meanwhile, and requests for many plans at once cannot all pass the limits before any
-        # of them counts.
-        with self.limits_lock:
-            if self.switches().kill_switch:  # flipped on since the first check: it wins
-                why = "the kill switch is on (actions.kill_switch or PUT /api/v1/switches)"
-                return self.recorder.decide(attempt, "forbidden", 403, why)
-            dry_run = self.switches().dry_run or attempt.request.dry_run
-            if approval is not None:
-                if dry_run != approval.dry_run:
-                    modes = ("a dry run", "a real start")
-                    was, now = modes if approval.dry_run else modes[::-1]
-                    why = f"approved as {was}, but it is {now} now"
-                    return self.recorder.decide(attempt, "conflict", 409, f"{why}: nothing was done")
-                try:
-                    self.approvals.close(attempt.request_id, "approved", approval.by, approval.reason)
-                except AuditWriteError as exc:
-                    why = f"{exc}: an approval must be on record before it acts; nothing was done"
-                    return self.recorder.decide(attempt, "audit_error", 503, why)
-                spec["approver"] = approval.by
-            if dry_run:
-                return self.recorder.decide(
-                    attempt, "dry_run", 200, "dry run: every check passed, nothing sent", extra=spec
-                )
-            refusal = guards.within_limits(plan, self.recorder.journal.state, self.settings, time.time())
-            if refusal is not None:
-                return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
-            # On disk before EM hears of it: if we die now, a restart treats the start as having
-            # happened. If it cannot be put on disk, EM is not asked (fail closed).
-            try:
-                self.recorder.write_before_em(attempt, "asking EM to start the plan", spec)
-            except AuditWriteError as exc:
-                why = f"{exc}: a start must be on record before EM is asked; nothing was sent"
-                return self.recorder.decide(attempt, "audit_error", 503, why)
-        try:
-            task = self.client.start_plan(plan.id, start_date)
-        except EMError as exc:
-            status, why, audit_outcome = guards.em_failure(exc)
-            return self.recorder.decide(attempt, "em_error", status, why, audit_outcome=audit_outcome)
-        decision = self.recorder.decide(
-            attempt, "accepted", 202, f"EM accepted the start ({task.state})", em_task_id=task.id, extra=spec
+
+    def reject(self, caller: Caller, decision_id: str, reason: str) -> tuple[int, dict[str, Any]]:
+        return self._approvals.reject(caller, decision_id, reason)
+
+    def set_switches(self, caller: Caller, changes: dict[str, bool], reason: str) -> Switches:
+        return switches.set_switches(
+            self.settings, self._recorder, self._locks.limits, caller, changes, reason
         )
-        self.wake_poller()
-        self.on_started(plan.backup_server)
-        self.tracker.track(decision, task.id)
-        return decision
 
-    def lock_for(self, plan_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(plan_id, threading.Lock())
+    def refuse(
+        self, request: StartRequest, caller: Caller | None, outcome: Outcome, status: int, reason: str
+    ) -> Decision:
+        """A request turned away before its checks could run (bad token, bad body, ...): recorded, and
+        without a caller only counted (anyone can send those, as fast as they like)."""
+        if caller is None and outcome == "unauthorized":
+            return self._recorder.unauthenticated(Attempt(request_id(), None, request, None), reason)
+        # Only an authenticated caller's plan name may become a label value or be confirmed in the answer.
+        plan = None if caller is None else guards.resolve(self.store.current().plans, request.plan_ref)[0]
+        return self._recorder.decide(Attempt(request_id(), caller, request, plan), outcome, status, reason)
 
-    def close(self) -> None:
-        self.approvals.close_loop()
-        self.tracker.close()
-        self.announcer.close()
-        self.recorder.journal.close()
+    def ignored(self, request: StartRequest, caller: Caller, reason: str) -> None:
+        """An alert that starts nothing (resolved, or naming no plan): on the audit log."""
+        self._recorder.ignored(request, caller, reason)
+
+    # -- what is known ----------------------------------------------------------------------
+
+    def switches(self) -> Switches:
+        return switches.current(self.settings, self._recorder.journal.state.switches)
+
+    def pending(self, caller: Caller | None) -> list[dict[str, Any]]:
+        return self._views.pending(caller)
+
+    def decision(self, decision_id: str) -> tuple[PendingDecision | None, Preview | None]:
+        """A pending decision and what approving it does now."""
+        return self._views.view(decision_id)
+
+    def preview(self, decision_id: str) -> Preview | None:
+        """What approving a pending decision does now (None: no such decision)."""
+        return self._views.view(decision_id)[1]
+
+    def recent(self, n: int, caller: str | None = None) -> list[dict[str, Any]]:
+        """The latest audit records (of one caller)."""
+        return self._recorder.journal.recent(n, caller)
+
+    def notification_stats(self) -> dict[tuple[str, str], int]:
+        """(webhook, result) -> announcements."""
+        return self._announcer.stats()
+
+    def pending_by_plan(self) -> Counter[str]:
+        return Counter(d.plan for d in self._decisions.waiting())
+
+    def verdict_stats(self) -> dict[tuple[str, str], int]:
+        return self._recorder.verdict_stats()
+
+    @property
+    def write_errors(self) -> int:
+        """Audit records the disk refused."""
+        return self._recorder.journal.write_errors
 
     def starts_last_hour(self) -> int:
-        return self.recorder.journal.state.starts_within(3600, time.time())
+        return self._recorder.journal.state.starts_within(3600, time.time())
 
     def stats(self) -> tuple[dict[tuple[str, str, str], int], dict[str, float]]:
         """Request counts; when each plan (by ID) was last started, kept across restarts by the audit log."""
-        return self.recorder.stats(), self.recorder.journal.last_starts()
+        return self._recorder.stats(), self._recorder.journal.last_starts()
+
+    def close(self) -> None:
+        self._decisions.stop()
+        self._tracker.close()
+        self._announcer.close()
+        self._recorder.journal.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.actions.audit_state import AuditState
+from exporter.actions.audit.state import AuditState
 from exporter.actions.model import Outcome, StartRequest
 from exporter.config import ActionSettings, Caller, PlanEntry
 from exporter.em.errors import EMError
@@ -81,7 +81,7 @@ def within_limits(plan: Plan, state: AuditState, settings: ActionSettings, now: 
 def pending_cap(caller: Caller | None, state: AuditState, settings: ActionSettings) -> Refusal | None:
     """At most actions.max_pending_per_caller decisions of one caller wait at once."""
     name = None if caller is None else caller.name
-    waiting = sum(1 for r in state.decisions.values() if r.get("caller") == name)
+    waiting = sum(1 for d in state.decisions.values() if d.caller == name)
     if waiting < settings.max_pending_per_caller:
         return None
     why = f"caller {name!r} has {waiting} decisions waiting (actions.max_pending_per_caller)"

@@ -56,12 +56,6 @@ AUDIT_NOTES: tuple[AuditNote, ...] = get_args(AuditNote)
 Verdict = Literal["pending", "approved", "rejected", "expired"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 
-# The events posted to the notification webhooks: every decision that matters; em_unknown is a start
-# whose answer was lost (it may have happened).
-Announced = Literal[
-    "pending", "approved", "rejected", "expired", "accepted", "dry_run", "em_error", "em_unknown", "switches"
-]
-ANNOUNCED: tuple[Announced, ...] = get_args(Announced)
 
 # The records of what happened once EM was asked to start a plan (held in memory while the disk refuses
 # them): every note of a start, and an accepted start.

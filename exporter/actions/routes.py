@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.actions import alertmanager, guards
+from exporter.actions import alertmanager
 from exporter.actions.decision_routes import DECISION_PATHS, decision_routes
-from exporter.actions.model import Attempt, Decision, Outcome, Source, StartRequest, request_id
+from exporter.actions.model import Decision, Outcome, Source, StartRequest
 from exporter.config import Caller
+from exporter.http.auth import unauthorized
 from exporter.http.request_body import BadRequest, content_type, json_object, read_limited
 
 if TYPE_CHECKING:  # types only
@@ -30,8 +31,8 @@ PATHS = (
 )
 
 
-def _json(decision: Decision, **headers: str) -> JSONResponse:
-    return JSONResponse(decision.to_json(), status_code=decision.status, headers=headers or None)
+def _json(decision: Decision) -> JSONResponse:
+    return JSONResponse(decision.to_json(), status_code=decision.status)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -122,7 +123,7 @@ def action_routes(actions: Actions | None, unavailable: str | None = None) -> li
                 remote=remote(request),
                 plan_ref=plan_ref,
             )
-            return _json(d, **{"WWW-Authenticate": 'Bearer realm="veeam-failover-exporter"'})
+            return unauthorized(d.to_json())
         return caller
 
     async def start(request: Request) -> Response:
@@ -176,18 +177,14 @@ def action_routes(actions: Actions | None, unavailable: str | None = None) -> li
     async def recent(request: Request) -> Response:
         caller = actions.authenticate(request.headers.get("authorization"))
         if caller is None:
-            return JSONResponse(
-                {"error": "missing or wrong bearer token"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="veeam-failover-exporter"'},
-            )
+            return unauthorized()
         try:
             limit_n = min(200, max(1, int(request.query_params.get("limit", "50"))))
         except ValueError:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
         # a starter sees its own decisions; every other role sees everyone's (keys, plans, reasons)
         mine = caller.name if set(caller.roles) <= {"starter"} else None
-        shown = actions.recorder.journal.recent(limit_n, mine)
+        shown = actions.recent(limit_n, mine)
         if caller.plans is not None:  # a restricted caller learns no more of a plan than a 403 says
             hidden = {"plan", "plan_id", "backup_server"}
             shown = [
@@ -214,17 +211,10 @@ def _notification(
             reason = (
                 "resolved alerts never start anything" if alert.status != "firing" else f"no {label} label"
             )
-            actions.recorder.journal.note(
-                {
-                    "source": "alertmanager",
-                    "caller": caller.name,
-                    "remote": remote,
-                    "alert_fingerprint": alert.fingerprint,
-                    "plan_ref": plan,
-                    "outcome": "ignored",
-                    "reason": reason,
-                }
+            ignored = StartRequest(
+                plan_ref=plan or "", source="alertmanager", remote=remote, alert_fingerprint=alert.fingerprint
             )
+            actions.ignored(ignored, caller, reason)
             results.append({"fingerprint": alert.fingerprint, "outcome": "ignored", "reason": reason})
             continue
         d = actions.start(
@@ -266,8 +256,4 @@ def refuse(
         remote=remote,
         alert_fingerprint=fingerprint,
     )
-    if caller is None and outcome == "unauthorized":
-        return actions.recorder.unauthenticated(Attempt(request_id(), None, req, None), reason)
-    # Only an authenticated caller's plan name may become a label value or be confirmed in the answer.
-    plan = None if caller is None else guards.resolve(actions.store.current().plans, req.plan_ref)[0]
-    return actions.recorder.decide(Attempt(request_id(), caller, req, plan), outcome, status, reason)
+    return actions.refuse(req, caller, outcome, status, reason)

@@ -10,13 +10,14 @@ start, so that an older config coming back later does not bring the old runtime 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from exporter.config import ActionSettings, Caller
 
 if TYPE_CHECKING:  # types only
-    from exporter.actions.engine import Actions
+    from exporter.actions.audit.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -92,27 +93,33 @@ def record(
     }
 
 
-def reconcile(actions: Actions) -> None:
+def reconcile(settings: ActionSettings, recorder: Recorder) -> None:
     """At start: a key the config changed since the last runtime record follows the config for good."""
-    note = superseded(actions.settings, actions.recorder.journal.state.switches)
+    note = superseded(settings, recorder.journal.state.switches)
     if note is None:
         return
     try:
-        actions.recorder.set_switches(note)
+        recorder.set_switches(note)
     except OSError as exc:  # the disk refuses it: this process holds it in memory, the next start again
         log.error("actions: the config changed %s; %s", ", ".join(note["superseded"]), exc)
-        actions.recorder.journal.state.switches = {k: note.get(k) for k in note}
+        recorder.journal.state.switches = {k: note.get(k) for k in note}
     log.warning("actions: the config changed %s: its value now holds", ", ".join(note["superseded"]))
 
 
-def set_switches(actions: Actions, caller: Caller, changes: dict[str, bool], reason: str) -> Switches:
+def set_switches(
+    settings: ActionSettings,
+    recorder: Recorder,
+    limits: threading.Lock,
+    caller: Caller,
+    changes: dict[str, bool],
+    reason: str,
+) -> Switches:
     """An admin sets the kill switch or dry run at run time: on disk before it holds (else
     AuditWriteError, and nothing changed), so a restart keeps it."""
-    with actions.limits_lock:  # no start passes its last check while a switch changes
-        actions.recorder.set_switches(
-            record(actions.settings, actions.switches(), changes, caller.name, reason)
-        )
-    now = actions.switches()
+    with limits:  # no start passes its last check while a switch changes
+        before = current(settings, recorder.journal.state.switches)
+        recorder.set_switches(record(settings, before, changes, caller.name, reason))
+    now = current(settings, recorder.journal.state.switches)
     log.warning(
         "actions: %s set kill_switch=%s dry_run=%s (%s)", caller.name, now.kill_switch, now.dry_run, reason
     )

@@ -12,7 +12,7 @@ from exporter.em.errors import EMError
 from exporter.polling.loop import BackgroundLoop
 
 if TYPE_CHECKING:  # types only
-    from exporter.actions.recorder import Recorder
+    from exporter.actions.audit.recorder import Recorder
     from exporter.em.client import EMClient
 
 

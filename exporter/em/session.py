@@ -87,7 +87,7 @@ class EMSession:
         self._password = password
         # the Basic credentials as they cross the wire, should a library ever log a request's headers
         register_secret(base64.b64encode(f"{username}:{password.reveal()}".encode()).decode())
-        self._timeout = timeout
+        self.timeout = timeout  # of every request, whole answer included
         self._max_body = max_body_bytes
         self.stats = stats or RequestStats()
         self._offload = offload
@@ -97,10 +97,6 @@ class EMSession:
         self._token: str | None = None
         self._logon_id: str | None = None
         self._logon_lock = threading.Lock()
-
-    @property
-    def timeout(self) -> float:
-        return self._timeout
 
     # -- session handling -------------------------------------------------------------
 
@@ -127,23 +123,7 @@ class EMSession:
         with self._logon_lock:
             token, logon_id = self._token, self._logon_id
             self._token = self._logon_id = None
-        if not (token and logon_id):
-            return True
-        try:
-            resp, _ = self.send(
-                "DELETE",
-                f"/logonSessions/{quote(logon_id, safe='')}",
-                EP_LOGOUT,
-                headers={TOKEN_HEADER: token},
-            )
-        except EMError as exc:
-            log.warning("EM logout failed: %s", exc)
-            return False
-        if resp.status_code not in (200, 204):
-            log.warning("EM logout answered HTTP %d", resp.status_code)
-            return False
-        log.info("logged out of EM")
-        return True
+        return _end_logon(self, logon_id, token) if token and logon_id else True
 
     def close(self) -> None:
         self.logout()
@@ -164,12 +144,12 @@ class EMSession:
         url = self.base_url + path
         try:
             with self._http.stream(method, url, headers=headers, content=content, auth=auth) as resp:
-                body = _read_body(resp, endpoint, self._max_body, self._timeout)
+                body = _read_body(resp, endpoint, self._max_body, self.timeout)
         except EMError as exc:
             self.stats.error(endpoint, exc.reason)
             raise
         except (httpx.HTTPError, ssl.SSLError) as exc:
-            err = _transport_error(exc, endpoint, self._origin, self._timeout)
+            err = _transport_error(exc, endpoint, self._origin, self.timeout)
             self.stats.error(endpoint, err.reason)
             raise err from None
         self.stats.count(endpoint, str(resp.status_code), len(body), charged=endpoint != EP_LOGON)
@@ -226,7 +206,20 @@ class EMSession:
             self.stats.error(endpoint, "parse")
             raise EMError("parse", f"{endpoint}: {exc}") from None
 
-    # -- the API we use -----------------------------------------------------------------
+
+def _end_logon(session: EMSession, logon_id: str, token: str) -> bool:
+    try:
+        resp, _ = session.send(
+            "DELETE", f"/logonSessions/{quote(logon_id, safe='')}", EP_LOGOUT, headers={TOKEN_HEADER: token}
+        )
+    except EMError as exc:
+        log.warning("EM logout failed: %s", exc)
+        return False
+    if resp.status_code not in (200, 204):
+        log.warning("EM logout answered HTTP %d", resp.status_code)
+        return False
+    log.info("logged out of EM")
+    return True
 
 
 def _http_client(verify: ssl.SSLContext | bool, timeout: float) -> httpx.Client:

@@ -7,6 +7,9 @@ import base64
 import binascii
 import hmac
 from collections.abc import Sequence
+from typing import Any
+
+from starlette.responses import JSONResponse
 
 from exporter.config import WebSettings
 from exporter.secret import Secret
@@ -50,3 +53,13 @@ def allows(web: WebSettings, authorization: str | None) -> bool:
 def challenge(web: WebSettings) -> str:
     realm = 'realm="veeam-failover-exporter"'
     return f"Bearer {realm}" if web.bearer_token else f"Basic {realm}"
+
+
+# what every action endpoint answers a request without a valid caller token with
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="veeam-failover-exporter"'}
+
+
+def unauthorized(content: dict[str, Any] | None = None) -> JSONResponse:
+    """401 with the bearer challenge: the answer to a request without a valid caller token."""
+    body = content if content is not None else {"error": "missing or wrong bearer token"}
+    return JSONResponse(body, status_code=401, headers=BEARER_CHALLENGE)

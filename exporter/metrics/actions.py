@@ -4,7 +4,6 @@ counters and state in memory; nothing here talks to EM or the disk."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -58,15 +57,13 @@ class ActionsCollector(Collector):
         yield CounterMetricFamily(
             "veeam_failover_audit_write_errors",
             "Audit log records the disk refused (full, failing); while any is held, its plan cannot start.",
-            value=self.actions.recorder.journal.write_errors,
+            value=self.actions.write_errors,
         )
         yield from self._approval()
 
     def _approval(self) -> Iterator[Metric]:
         a = self.actions
-        waiting: Counter[str] = Counter(
-            str(r.get("plan") or "") for r in list(a.recorder.journal.state.decisions.values())
-        )
+        waiting = a.pending_by_plan()
         pending = GaugeMetricFamily(
             "veeam_failover_decisions_pending",
             "Failover starts waiting for an approver (approval mode), by plan.",
@@ -80,7 +77,7 @@ class ActionsCollector(Collector):
             "Pending decisions made, and what became of them: " + ", ".join(VERDICTS) + ".",
             labels=["plan", "verdict"],
         )
-        for (plan, verdict), n in sorted(a.recorder.verdict_stats().items()):
+        for (plan, verdict), n in sorted(a.verdict_stats().items()):
             verdicts.add_metric([plan, verdict], n)
         yield verdicts
         switches = a.switches()
@@ -104,6 +101,6 @@ class ActionsCollector(Collector):
             "Announcements to the notification webhooks, by webhook and result (sent, failed, dropped).",
             labels=["receiver", "result"],
         )
-        for (receiver, result), n in sorted(a.announcer.stats().items()):
+        for (receiver, result), n in sorted(a.notification_stats().items()):
             sent.add_metric([receiver, result], n)
         yield sent

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -142,19 +142,7 @@ class Poller:
         )
 
     def _merge(self, sessions: list[Session]) -> None:
-        """Keep each plan's latest session, however old; drop those of plans EM no longer lists."""
-        known = self.plans.named()
-        for s in sessions:
-            key = (s.backup_server, s.plan)
-            if key not in known:
-                continue
-            current = self._latest.get(key)
-            newer = current is None or (s.start or 0.0, s.id) > (current.start or 0.0, current.id)
-            if newer or (current is not None and current.id == s.id):
-                self._latest[key] = s
-        for key in list(self._latest):
-            if key not in known:
-                del self._latest[key]
+        merge_latest(self._latest, sessions, self.plans.named())
 
     def _resolve_points(self, queries: int) -> list[Problem]:
         needed = {t.restore_point_id for s in self._latest.values() for t in s.tasks if t.restore_point_id}
@@ -195,3 +183,18 @@ class Poller:
 
     def stop(self) -> None:
         self._loop.stop(timeout=self.client.session.timeout + 5)
+
+
+def merge_latest(latest: dict[PlanKey, Session], sessions: list[Session], known: Collection[PlanKey]) -> None:
+    """Keep each plan's latest session, however old; drop those of plans EM no longer lists."""
+    for s in sessions:
+        key = (s.backup_server, s.plan)
+        if key not in known:
+            continue
+        current = latest.get(key)
+        newer = current is None or (s.start or 0.0, s.id) > (current.start or 0.0, current.id)
+        if newer or (current is not None and current.id == s.id):
+            latest[key] = s
+    for key in list(latest):
+        if key not in known:
+            del latest[key]

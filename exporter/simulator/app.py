@@ -2,46 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exporter.simulator import cloud_routes, control_routes, logon_routes, query_routes, render
-from exporter.simulator.answers import faulty, wants_json
-from exporter.simulator.faults import Faults
+from exporter.simulator import cloud_routes, control_routes, logon_routes, query_routes
 from exporter.simulator.logons import Logon
 from exporter.simulator.query_routes import CLOUD_QUERY_TYPES
 from exporter.simulator.replay import Replay
+from exporter.simulator.responder import Responder, request_path
 from exporter.simulator.world import World
 
 _UID_ONLY = re.compile(r'UID=="[^"]*"(,UID=="[^"]*")*', re.IGNORECASE)
 _UID_VALUE = re.compile(r'UID=="([^"]*)"', re.IGNORECASE)
 TOKEN = "X-RestSvcSessionId"  # noqa: S105 - a header name
-Handler = Callable[["Simulator", Request, Logon], Awaitable[Response]]
-PlainHandler = Callable[["Simulator", Request], Awaitable[Response]]
-
-
-def _base(request: Request, link_host: str | None = None) -> str:
-    # Links name the host EM thinks it has, and no path prefix a reverse proxy in front may add.
-    return f"{request.url.scheme}://{link_host or request.url.netloc}/api"
+Handler = Callable[[Responder, Request, Logon], Awaitable[Response]]
+PlainHandler = Callable[[Responder, Request], Awaitable[Response]]
 
 
 class Simulator:
-    """The EM simulator as an ASGI app (`.app`): the route table and what every answer goes through
-    (faults, authentication, roles, the profile's headers and JSON casing). The handlers live in
-    logon_routes, cloud_routes, query_routes and control_routes."""
+    """The EM simulator as an ASGI app (`.app`): the route table, authentication and roles. What every
+    answer goes through is the Responder (`.em`); the handlers live in logon_routes, cloud_routes,
+    query_routes and control_routes."""
 
     def __init__(self, world: World, replay: Replay | None = None) -> None:
-        self.world = world
-        self.profile = world.scenario.profile
-        self.replay = replay  # serve a capture's answers instead of the scenario's
+        self.em = Responder(world, replay)
+        self.world, self.profile, self.replay = world, self.em.profile, replay
         em, auth, plain = "GET", self._auth, self._plain
         routes = [
             Route("/api", plain(logon_routes.root), methods=[em]),
@@ -68,92 +58,16 @@ class Simulator:
         ]
         self.app = Starlette(routes=routes)
 
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def base(self, request: Request) -> str:
-        return _base(request, self.profile.link_host)
-
-    @property
-    def _json_case(self) -> str:
-        return self.world.scenario.json_case or self.profile.json_case
-
-    def respond(
-        self,
-        request: Request,
-        node: render.Node,
-        status: int = 200,
-        *,
-        collection_item: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
-        if wants_json(request):
-            body = render.json_document(node, self._json_case, collection_item=collection_item)
-            media = "application/json; charset=utf-8"
-        else:
-            body = render.xml_document(node)
-            media = "application/xml; charset=utf-8"
-        hdrs = {"Server": self.profile.server_header, **(headers or {})}
-        faults: Faults | None = getattr(request.state, "faults", None)
-        if faults is not None and status < 300:
-            return faulty(body, status, media, hdrs, faults)
-        return Response(body, status_code=status, media_type=media, headers=hdrs)
-
-    def error(
-        self, request: Request, status: int, message: str, headers: dict[str, str] | None = None
-    ) -> Response:
-        hdrs = {"Server": self.profile.server_header, **(headers or {})}
-        if wants_json(request):
-            return Response(
-                render.error_json(status, message),
-                status_code=status,
-                media_type="application/json; charset=utf-8",
-                headers=hdrs,
-            )
-        return Response(
-            render.xml_document(render.error_node(status, message)),
-            status_code=status,
-            media_type="application/xml; charset=utf-8",
-            headers=hdrs,
-        )
-
-    def count(self, request: Request) -> None:
-        key = f"{request.method} {_path(request)}"
-        with self.world.lock:
-            if _path(request) == "/api/query":
-                key += f"?type={request.query_params.get('type', '')}"
-                self.world.queries.append(unquote(request.url.query))
-            self.world.requests[key] += 1
-
-    async def fault(self, request: Request) -> Response | None:
-        # The request is in before EM works slowly on it: a client that hangs up then does not undo it.
-        await request.body()
-        faults = self.world.faults
-        delay = faults.latency + (random.uniform(0, faults.jitter) if faults.jitter else 0.0)
-        if delay:
-            await asyncio.sleep(delay)
-        with self.world.lock:
-            active = faults.take(request.method)
-        if active is None:
-            return None
-        if active.status is not None:
-            return self.error(request, active.status, "The service is temporarily overloaded (simulated).")
-        if active.garbage:
-            return Response(
-                b"<html><body>Gateway says no</bod", status_code=200, media_type="application/xml"
-            )
-        request.state.faults = active  # _respond applies the rest to the answer
-        return None
-
     def _plain(self, handler: PlainHandler) -> Callable[[Request], Awaitable[Response]]:
         async def call(request: Request) -> Response:
-            return await handler(self, request)
+            return await handler(self.em, request)
 
         return call
 
     def _auth(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def wrapped(request: Request) -> Response:
-            self.count(request)
-            fault = await self.fault(request)
+            self.em.count(request)
+            fault = await self.em.fault(request)
             if fault is not None:
                 return fault
             with self.world.lock:
@@ -169,27 +83,20 @@ class Simulator:
                     self.world.cookie_requests += 1
             # EM takes the cookie over the header when a client sends both (documented).
             token = (cookie or header) if self.profile.cookie_wins else (header or cookie)
-            logon = self.world.authenticate(token)
+            logon = self.world.logon_book.authenticate(token)
             if logon is None:
-                return self.error(
+                return self.em.error(
                     request, 401, "Authorization header expected but not found, or found but expired."
                 )
-            if self.world.role(logon.username) == "restore_operator" and _is_cloud(request):
-                return self.error(request, 403, "Access denied.")
-            return await handler(self, request, logon)
+            if self.world.logon_book.role(logon.username) == "restore_operator" and _is_cloud(request):
+                return self.em.error(request, 403, "Access denied.")
+            return await handler(self.em, request, logon)
 
         return wrapped
 
 
-def _path(request: Request) -> str:
-    """The path EM sees: without the prefix of a reverse proxy (a Mount) in front of it."""
-    root = request.scope.get("root_path", "")
-    path = request.url.path
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
 def _is_cloud(request: Request) -> bool:
-    path = _path(request)
+    path = request_path(request)
     if path == "/api/query":
         return request.query_params.get("type", "").lower() in CLOUD_QUERY_TYPES
     return path.startswith("/api/cloud")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,12 +13,10 @@ from exporter.em.timefmt import parse_time
 from exporter.em.xmldoc import parse_document
 from exporter.simulator import render
 from exporter.simulator.logons import Logon
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.responder import Responder
 
 
-async def plans(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def plans(sim: Responder, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
     plans = list(sim.world.plans.values())
     entity = request.query_params.get("format", "").lower() == "entity"
@@ -40,7 +38,7 @@ async def plans(sim: Simulator, request: Request, caller: Logon) -> Response:
     )
 
 
-async def plan(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def plan(sim: Responder, request: Request, caller: Logon) -> Response:
     plan = sim.world.plans.get(request.path_params["id"])
     if plan is None:
         return sim.error(request, 404, "Cloud failover plan not found.")
@@ -50,7 +48,7 @@ async def plan(sim: Simulator, request: Request, caller: Logon) -> Response:
     return sim.respond(request, render.plan_ref(base, plan))
 
 
-async def plan_action(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def plan_action(sim: Responder, request: Request, caller: Logon) -> Response:
     if sim.replay is not None:
         return sim.error(request, 403, "A replayed Enterprise Manager starts nothing.")
     action = request.query_params.get("action", "")
@@ -68,12 +66,12 @@ async def plan_action(sim: Simulator, request: Request, caller: Logon) -> Respon
     return sim.respond(request, render.task_node(sim.base(request), task, "Running"), 202)
 
 
-async def server_action(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def server_action(sim: Responder, request: Request, caller: Logon) -> Response:
     """POST /api/backupServers/{ID}?action=collect: EM collects from that backup server now (202, Task)."""
     action = request.query_params.get("action", "")
     if action != "collect":
         return sim.error(request, 400, f"Unsupported action '{action[:40]}'.")
-    if sim.world.role(caller.username) == "restore_operator":
+    if sim.world.logon_book.role(caller.username) == "restore_operator":
         return sim.error(request, 403, "Access denied.")
     refused = sim.world.faults.collect_status
     if refused is not None:
@@ -84,7 +82,7 @@ async def server_action(sim: Simulator, request: Request, caller: Logon) -> Resp
     return sim.respond(request, render.task_node(sim.base(request), task, "Running"), 202)
 
 
-async def sessions(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def sessions(sim: Responder, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
     # The reference collection lists the last 30 days only (documented).
     cutoff = sim.world.clock() - 30 * 86400
@@ -106,7 +104,7 @@ async def sessions(sim: Simulator, request: Request, caller: Logon) -> Response:
     )
 
 
-async def session(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def session(sim: Responder, request: Request, caller: Logon) -> Response:
     s = sim.world.session(request.path_params["id"])
     if s is None:
         return sim.error(request, 404, "Cloud failover session not found.")
@@ -116,7 +114,7 @@ async def session(sim: Simulator, request: Request, caller: Logon) -> Response:
     return sim.respond(request, render.session_ref(base, s))
 
 
-async def points(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def points(sim: Responder, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
     pts = sim.world.replica_points()
     item = sim.profile.point_item
@@ -129,7 +127,7 @@ async def points(sim: Simulator, request: Request, caller: Logon) -> Response:
     )
 
 
-async def point(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def point(sim: Responder, request: Request, caller: Logon) -> Response:
     if sim.replay is not None:
         found = sim.replay.point_items([request.path_params["id"]], True, "CloudVmReplicaPoint")
         if not found:
@@ -145,7 +143,7 @@ async def point(sim: Simulator, request: Request, caller: Logon) -> Response:
     return sim.respond(request, render.point_ref(base, p))
 
 
-async def task(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def task(sim: Responder, request: Request, caller: Logon) -> Response:
     found = sim.world.task(request.path_params["id"], caller)
     if found is None:
         return sim.error(request, 404, "Task not found.")
@@ -153,7 +151,7 @@ async def task(sim: Simulator, request: Request, caller: Logon) -> Response:
     return sim.respond(request, render.task_node(sim.base(request), task, state))
 
 
-async def delete_task(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def delete_task(sim: Responder, request: Request, caller: Logon) -> Response:
     if not sim.world.delete_task(request.path_params["id"], caller):
         return sim.error(request, 404, "Task not found.")
     return Response(status_code=204)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only
-    from exporter.simulator.scenario import Scenario
+    from exporter.simulator.scenario_model import Scenario
 
 
 @dataclass

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.responder import Responder
 
 
-async def set_faults(sim: Simulator, request: Request) -> Response:
+async def set_faults(sim: Responder, request: Request) -> Response:
     try:
         data = json.loads(await request.body() or b"{}")
     except ValueError:
@@ -27,12 +25,12 @@ async def set_faults(sim: Simulator, request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-async def expire_tokens(sim: Simulator, request: Request) -> Response:
+async def expire_tokens(sim: Responder, request: Request) -> Response:
     sim.world.expire_tokens()
     return JSONResponse({"ok": True})
 
 
-async def stats(sim: Simulator, request: Request) -> Response:
+async def stats(sim: Responder, request: Request) -> Response:
     with sim.world.lock:
         return JSONResponse(
             {
@@ -44,7 +42,7 @@ async def stats(sim: Simulator, request: Request) -> Response:
         )
 
 
-async def set_replica_state(sim: Simulator, request: Request) -> Response:
+async def set_replica_state(sim: Responder, request: Request) -> Response:
     """`{"plan": name, "state": "Ready"|"Failback"|"PermanentFailover"|...}`: what an undo, a failback
     or a permanent failover does to the plan VMs' newest points (EM has no failback call of its own)."""
     try:

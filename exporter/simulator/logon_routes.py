@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from exporter.simulator import render
 from exporter.simulator.logons import Logon
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.responder import Responder
 
 TOKEN = "X-RestSvcSessionId"  # noqa: S105 - a header name
 
 
-async def root(sim: Simulator, request: Request) -> Response:
+async def root(sim: Responder, request: Request) -> Response:
     sim.count(request)
     if sim.replay is not None and sim.replay.api_root is not None:
         return Response(sim.replay.api_root, media_type="application/xml; charset=utf-8")
     return sim.respond(request, render.enterprise_manager(sim.base(request), sim.profile.api_versions))
 
 
-async def logon(sim: Simulator, request: Request) -> Response:
+async def logon(sim: Responder, request: Request) -> Response:
     sim.count(request)
     fault = await sim.fault(request)
     if fault is not None:
@@ -40,10 +37,10 @@ async def logon(sim: Simulator, request: Request) -> Response:
         user, _, password = base64.b64decode(auth[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return sim.error(request, 401, "Malformed Basic credentials.", challenge)
-    logon = sim.world.logon(user, password)
+    logon = sim.world.logon_book.logon(user, password)
     if logon is None:
         return sim.error(request, 401, "Login failed: wrong user name or password.", challenge)
-    if sim.world.role(user) == "none":
+    if sim.world.logon_book.role(user) == "none":
         sim.world.logout(logon.session_id, logon)
         return sim.error(request, 403, "Access denied. The account has no Enterprise Manager role.")
     base = sim.base(request)
@@ -59,7 +56,7 @@ async def logon(sim: Simulator, request: Request) -> Response:
     )
 
 
-async def list_logons(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def list_logons(sim: Responder, request: Request, caller: Logon) -> Response:
     base = sim.base(request)
     with sim.world.lock:
         mine = [lg for lg in sim.world.logons.values() if lg.username == caller.username]
@@ -70,7 +67,7 @@ async def list_logons(sim: Simulator, request: Request, caller: Logon) -> Respon
     )
 
 
-async def logout(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def logout(sim: Responder, request: Request, caller: Logon) -> Response:
     if not sim.world.logout(request.path_params["id"], caller):
         return sim.error(request, 404, "Logon session not found.")
     return Response(status_code=204, headers={"Server": "Microsoft-HTTPAPI/2.0"})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only
-    from exporter.simulator.scenario import Scenario
+    from exporter.simulator.scenario_model import Scenario
 
 
 @dataclass

@@ -8,7 +8,7 @@ import random
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -19,17 +19,15 @@ from exporter.simulator.answers import wants_json
 from exporter.simulator.logons import Logon
 from exporter.simulator.points import Point
 from exporter.simulator.query import FilterError, Record, compile_filter
+from exporter.simulator.responder import Responder
 from exporter.simulator.views import SessionView
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
 
 _UID_ONLY = re.compile(r'UID=="[^"]*"(,UID=="[^"]*")*', re.IGNORECASE)
 _UID_VALUE = re.compile(r'UID=="([^"]*)"', re.IGNORECASE)
 CLOUD_QUERY_TYPES = frozenset({"cloudfailoversession", "cloudfailoverplan", "cloudvmreplicapoint"})
 
 
-async def query(sim: Simulator, request: Request, caller: Logon) -> Response:
+async def query(sim: Responder, request: Request, caller: Logon) -> Response:
     q = request.query_params
     qtype = q.get("type", "").lower()
     base = sim.base(request)
@@ -124,7 +122,7 @@ async def query(sim: Simulator, request: Request, caller: Logon) -> Response:
 
 
 def _replayed(
-    sim: Simulator, qtype: str, entities: bool, flt: str
+    sim: Responder, qtype: str, entities: bool, flt: str
 ) -> tuple[list[tuple[Record, render.Node]], str, str]:
     assert sim.replay is not None
     if qtype == "cloudfailoversession":
@@ -135,7 +133,7 @@ def _replayed(
     return sim.replay.plan_items(entities), "CloudFailoverPlans", "CloudFailoverPlan"
 
 
-def _point_candidates(sim: Simulator, flt: str) -> list[tuple[Point, str]]:
+def _point_candidates(sim: Responder, flt: str) -> list[tuple[Point, str]]:
     ids = _uid_ids(flt)
     if ids is not None and not sim.profile.point_query_by_uid:
         return []

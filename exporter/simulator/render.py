@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from exporter.simulator.scenario import stable_id
+from exporter.simulator.scenario_model import stable_id
 
 if TYPE_CHECKING:  # what is rendered; the renderers need none of it at run time
     from exporter.simulator.points import Point
-    from exporter.simulator.scenario import PlanSpec
+    from exporter.simulator.scenario_model import PlanSpec
     from exporter.simulator.tasks import SimTask
     from exporter.simulator.views import SessionView
 

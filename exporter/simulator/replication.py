@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.simulator.points import Point, stable_fraction
-from exporter.simulator.scenario import PlanSpec, Scenario, VmSpec, stable_id
+from exporter.simulator.scenario_model import PlanSpec, Scenario, VmSpec, stable_id
 
 # States in which replication to the VM is stopped (it runs from its replica, or is on its way back).
 DR_STATES = frozenset({"Failover", "Failback", "PermanentFailover"})

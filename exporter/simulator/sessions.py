@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.simulator.points import Point
-from exporter.simulator.scenario import PlanSpec, Scenario, VmSpec
+from exporter.simulator.scenario_model import PlanSpec, Scenario, VmSpec
 from exporter.simulator.views import SessionView, TaskView
 
 _RANK = {"Success": 0, "Warning": 1, "Failed": 2}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # types only
     from exporter.simulator.collection import Collection, Collections
     from exporter.simulator.logons import Logon
-    from exporter.simulator.scenario import Scenario
+    from exporter.simulator.scenario_model import Scenario
 
 
 @dataclass

@@ -15,7 +15,7 @@ from exporter.simulator.faults import Faults
 from exporter.simulator.logons import Logon, Logons
 from exporter.simulator.points import Point
 from exporter.simulator.replication import Replication
-from exporter.simulator.scenario import PlanSpec, Scenario, stable_id
+from exporter.simulator.scenario_model import PlanSpec, Scenario, stable_id
 from exporter.simulator.sessions import DynamicSession, fixed_session_points
 from exporter.simulator.tasks import SimTask, Tasks
 from exporter.simulator.views import SessionView
@@ -58,7 +58,6 @@ class World:
         self._next_start: dict[str, float] = {}
         self.replication = Replication(scenario, self.born, self.lock)
         self.points = self.replication.points  # point id -> point, as the backup servers have them
-        self._points_by_vm = self.replication.by_vm
         for plan in scenario.plans:
             self.dynamic.update(history_sessions(plan, self.born, self.replication))
             if plan.start_at is not None:
@@ -73,16 +72,7 @@ class World:
                 assert plan.start_at is not None
                 self._next_start[plan_id] = now + plan.start_at / self.scenario.time_scale
 
-    # -- logon sessions (logons.py) ---------------------------------------------------------
-
-    def role(self, username: str) -> str:
-        return self.logon_book.role(username)
-
-    def logon(self, username: str, password: str) -> Logon | None:
-        return self.logon_book.logon(username, password)
-
-    def authenticate(self, token: str | None) -> Logon | None:
-        return self.logon_book.authenticate(token)
+    # -- logon sessions (logons.py; logon_book answers logons, roles and tokens) ----------------
 
     def logout(self, session_id: str, caller: Logon) -> bool:
         with self.lock:

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.config_load import build_config
+from exporter.config.load import build_config
 from tests.procs import binary, check_rules
 
 ROOT = Path(__file__).parents[2]
@@ -303,7 +303,7 @@ def test_dockerfile_is_small_non_root_and_installs_this_package(tmp_path: Path) 
     (wheel,) = tmp_path.glob("veeam_failover_exporter-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
-        "exporter/cli.py",
+        "exporter/cli/__init__.py",
         "exporter/simulator/scenarios/demo.yaml",
         "exporter/simulator/scenarios/seed.yaml",
     } <= names

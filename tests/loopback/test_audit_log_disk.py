@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from exporter.app import Exporter
+from exporter.wiring import Exporter
 from tests.helpers import exporter_config, running_exporter, running_sim
 from tests.loopback.test_actions import ACME, SCENARIO, TOKEN, settings
 from tests.procs import missing

@@ -103,7 +103,7 @@ def test_a_capture_holds_no_token_no_password_and_no_header(
     out = tmp_path / "capture.json"
     with running_sim(sc) as sim:
         tokens: list[str] = []
-        real_logon = sim.world.logon
+        real_logon = sim.world.logon_book.logon
 
         def logon(user: str, password: str) -> Logon | None:
             got = real_logon(user, password)
@@ -112,7 +112,7 @@ def test_a_capture_holds_no_token_no_password_and_no_header(
                 tokens.append(got.session_id)
             return got
 
-        monkeypatch.setattr(sim.world, "logon", logon)
+        monkeypatch.setattr(sim.world.logon_book, "logon", logon)
         said = capture(sim.url, out, user="monitor", password=PASSWORD)
     assert "review before sharing" in said
     text = out.read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.actions import audit
+from exporter.actions.audit import log as audit
 from tests.helpers import page_form_fields
 from tests.loopback.test_actions import ACME, GLOBEX
 from tests.loopback.test_approval import ADMIN, APPROVER, env

@@ -247,7 +247,7 @@ def test_a_new_session_of_a_plan_not_known_yet_reads_the_plans_at_once() -> None
         new_plan = dataclasses.replace(plan, id="new-plan", name="R")
         with sim.world.lock:
             sim.world.plans[new_plan.id] = new_plan
-            sim.world._points_by_vm[(new_plan.id, "a")] = sim.world._points_by_vm[(plan.id, "a")]
+            sim.world.replication.by_vm[(new_plan.id, "a")] = sim.world.replication.by_vm[(plan.id, "a")]
             sim.world._new_session(new_plan, sim.clock(), None)
         exp.poll()  # the count, a page of sessions, the plans (one of them is new)
         m = exp.scrape()

@@ -26,11 +26,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exporter.actions import audit as audit_module
-from exporter.app import Exporter
-from exporter.config_load import build_config
+from exporter.actions.audit import log as audit_module
+from exporter.config.load import build_config
 from exporter.http.server import ServerThread
 from exporter.simulator.scenario import stable_id
+from exporter.wiring import Exporter
 from tests.helpers import RunningSim, exporter_config, running_exporter, running_sim, value
 from tests.loopback.test_actions import (
     ACME,
@@ -130,9 +130,9 @@ def test_a_poisoned_audit_log_is_survived_after_a_restart(tmp_path: Path) -> Non
 def test_a_raw_non_ascii_authorization_header_is_a_401(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from exporter.app import Exporter
     from exporter.config import WebSettings
     from exporter.secret import Secret
+    from exporter.wiring import Exporter
 
     web = WebSettings(basic_username="prometheus", basic_password=Secret("scrape-password-0123"))
     with running_sim("seed") as sim:

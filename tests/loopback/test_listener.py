@@ -17,13 +17,13 @@ import pytest
 import trustme
 import yaml
 
-from exporter.app import Exporter
 from exporter.config import ConfigError, WebSettings
-from exporter.config_load import build_config
+from exporter.config.load import build_config
 from exporter.http.auth import allows
 from exporter.http.server import ServerThread
 from exporter.secret import Secret
 from exporter.simulator.logons import Logon
+from exporter.wiring import Exporter
 from tests.helpers import exporter_config, page_form_fields, running_sim
 from tests.procs import free_port, wait_ready
 from tests.receiver import running_receiver

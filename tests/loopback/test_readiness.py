@@ -73,7 +73,7 @@ def requests(m: Samples, endpoint: str) -> float:
 
 def newest(sim: RunningSim, plan: str, vm: str) -> float:
     plan_id = next(p.id for p in sim.world.plans.values() if p.name == plan)
-    return sim.world._points_by_vm[(plan_id, vm)][0].created
+    return sim.world.replication.by_vm[(plan_id, vm)][0].created
 
 
 def latest(m: Samples, vm: str, plan: dict[str, str] = ACME) -> float | None:

@@ -300,9 +300,9 @@ def test_replica_points_come_on_schedule_and_stop_while_in_dr() -> None:
     plan = world.scenario.plans[0]
 
     def times() -> list[float]:
-        return [p.created for p in world._points_by_vm[(plan.id, "a")]]
+        return [p.created for p in world.replication.by_vm[(plan.id, "a")]]
 
-    assert times() == [999_900.0, 999_300.0, 998_700.0] and world._points_by_vm[(plan.id, "b")] == []
+    assert times() == [999_900.0, 999_300.0, 998_700.0] and world.replication.by_vm[(plan.id, "b")] == []
     clock.advance(1100)  # two new points (at +500 and +1100), the oldest two dropped (3 kept)
     world.replica_points()
     assert times() == [1_001_100.0, 1_000_500.0, 999_900.0]
@@ -311,7 +311,7 @@ def test_replica_points_come_on_schedule_and_stop_while_in_dr() -> None:
         world._new_session(plan, clock(), None)  # b has no point: its task fails, a's point is in DR
     clock.advance(10)
     [(point, state)] = [
-        (p, s) for p, s in world.replica_points() if p.id == world._points_by_vm[(plan.id, "a")][0].id
+        (p, s) for p, s in world.replica_points() if p.id == world.replication.by_vm[(plan.id, "a")][0].id
     ]
     assert state == "Failover" and point.created == 1_001_100.0
     clock.advance(600)  # in DR: no new point
@@ -321,4 +321,4 @@ def test_replica_points_come_on_schedule_and_stop_while_in_dr() -> None:
     assert times()[0] == 1_001_100.0
     clock.advance(600)  # undone 1000 s after the start: replication goes on
     states = dict((p.id, s) for p, s in world.replica_points())
-    assert states[world._points_by_vm[(plan.id, "a")][1].id] == "Ready" and times()[0] > 1_001_100.0
+    assert states[world.replication.by_vm[(plan.id, "a")][1].id] == "Ready" and times()[0] > 1_001_100.0

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from exporter.config import ConfigError
-from exporter.config_load import build_config
+from exporter.config.load import build_config
 from exporter.logs import escape
 from tests.loopback.test_actions import ACME, LIMITED_TOKEN, env
 

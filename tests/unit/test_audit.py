@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.actions import audit_state
-from exporter.actions.audit import AuditLog
-from exporter.actions.audit_state import AuditState
-from exporter.actions.journal import Journal
+from exporter.actions.audit import state as audit_state
+from exporter.actions.audit.journal import Journal
+from exporter.actions.audit.log import AuditLog
+from exporter.actions.audit.state import AuditState
 from tests.helpers import utc
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from exporter.cli import main
 from exporter.config import ConfigError
-from exporter.config_load import build_config, load_config
+from exporter.config.load import build_config, load_config
 
 ENV = {"VEEAM_EM_PASSWORD": "pw-from-env"}
 GOOD = {"em": {"url": "https://em.example:9398", "username": "svc"}}

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from exporter.actions import guards
-from exporter.actions.audit_state import AuditState
+from exporter.actions.audit.state import AuditState
 from exporter.actions.model import StartRequest
 from exporter.config import ActionSettings, Caller
 from exporter.em.model import Plan, Session

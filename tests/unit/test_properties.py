@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from exporter.actions import alertmanager
 from exporter.actions.routes import _start_request
 from exporter.config import ConfigError
-from exporter.config_load import build_config
+from exporter.config.load import build_config
 from exporter.em import answers, parse, timefmt
 from exporter.em.errors import ParseError
 from exporter.http.request_body import BadRequest

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.actions.audit.records import PendingDecision
 from exporter.em.errors import ParseError
 from exporter.em.timefmt import parse_time
 
@@ -21,13 +22,12 @@ SWITCH_FIELDS = ("kill_switch", "dry_run", "config_kill_switch", "config_dry_run
 class AuditState:
     """What the guards need to know of the past, rebuilt from the log."""
 
-    used_keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # idempotency key -> the decision
-    last_start: dict[str, float] = field(
-        default_factory=dict
-    )  # plan id -> when EM was last asked to start it
-    pending: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # request id -> "starting", no outcome yet
+    # idempotency key -> the decision
+    used_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # plan id -> when EM was last asked to start it
+    last_start: dict[str, float] = field(default_factory=dict)
+    # request id -> "starting", no outcome yet
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     # plan id -> the plan's latest session when we asked EM to start it: until a different one shows
     # up, the start we asked for has not been seen
     previous_session: dict[str, str] = field(default_factory=dict)
@@ -37,8 +37,8 @@ class AuditState:
     unwritten_plans: set[str] = field(default_factory=set)
     # a torn "starting" line that names no plan: when (the log's mtime); every plan is held for a cooldown
     torn_start_at: float | None = None
-    # approval mode: request id -> the pending decision (its record), until approved, rejected or expired
-    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # approval mode: request id -> the pending decision, until approved, rejected or expired
+    decisions: dict[str, PendingDecision] = field(default_factory=dict)
     # the runtime switches an admin set last (actions/switches.py), or {} for the config's
     switches: dict[str, Any] = field(default_factory=dict)
 
@@ -47,7 +47,7 @@ class AuditState:
         outcome = record.get("outcome")
         rid = str(record.get("request_id", ""))
         if outcome == "state":  # the first line of a rotated log: everything the guards knew then
-            self._restore(record)
+            _restore(self, record)
             return
         if outcome == "starting":
             # Written before EM is called. Until its outcome is known the key counts as used.
@@ -61,7 +61,7 @@ class AuditState:
         if outcome == "pending":
             # Waits for an approver; its key stays used whatever becomes of it (a re-sent alert is a
             # duplicate of it, not a second decision).
-            self.decisions[rid] = record
+            self.decisions[rid] = PendingDecision.from_record(record)
             self._used(record)
         elif outcome in ("approved", "rejected", "expired"):
             self.decisions.pop(rid, None)
@@ -83,33 +83,13 @@ class AuditState:
             "previous_session": dict(self.previous_session),
             "pending": {k: _kept(v) for k, v in self.pending.items()},
             "starts": [list(s) for s in self.starts],
-            "decisions": dict(self.decisions),
+            "decisions": {k: d.record for k, d in self.decisions.items()},
             "switches": dict(self.switches),
         }
 
-    def _restore(self, record: dict[str, Any]) -> None:
-        for name in ("used_keys", "pending", "decisions"):
-            value = record.get(name)
-            if isinstance(value, dict):
-                getattr(self, name).update({str(k): v for k, v in value.items() if isinstance(v, dict)})
-        starts = record.get("last_start")
-        if isinstance(starts, dict):
-            self.last_start.update(
-                {str(k): float(v) for k, v in starts.items() if isinstance(v, int | float)}
-            )
-        for item in record.get("starts") or []:
-            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int | float):
-                self.starts.append((float(item[0]), str(item[1])))
-        switches = record.get("switches")
-        if isinstance(switches, dict) and switches:
-            self.switches = {k: switches.get(k) for k in SWITCH_FIELDS}
-        previous = record.get("previous_session")
-        if isinstance(previous, dict):
-            self.previous_session.update({str(k): str(v) for k, v in previous.items()})
-
     def decision_for(self, plan_id: str) -> str | None:
         """The ID of the plan's pending decision, if it has one."""
-        return next((rid for rid, r in self.decisions.items() if r.get("plan_id") == plan_id), None)
+        return next((rid for rid, d in self.decisions.items() if d.plan_id == plan_id), None)
 
     def starts_within(self, seconds: float, now: float, backup_server: str | None = None) -> int:
         """Starts in the last `seconds` (of one backup server, if named), the ones still on their way
@@ -175,3 +155,28 @@ def _kept(record: dict[str, Any]) -> dict[str, Any]:
     """The fields of a decision a snapshot keeps: what the guards and a duplicate's answer use."""
     kept = ("request_id", "plan_id", "em_task_id", "time", "outcome", "backup_server")
     return {k: record[k] for k in kept if k in record}
+
+
+def _restore(state: AuditState, record: dict[str, Any]) -> None:
+    """Everything a rotated log's first line (its `state` record) says the guards knew."""
+    for name in ("used_keys", "pending"):
+        value = record.get(name)
+        if isinstance(value, dict):
+            getattr(state, name).update({str(k): v for k, v in value.items() if isinstance(v, dict)})
+    decisions = record.get("decisions")
+    if isinstance(decisions, dict):
+        state.decisions.update(
+            {str(k): PendingDecision.from_record(v) for k, v in decisions.items() if isinstance(v, dict)}
+        )
+    starts = record.get("last_start")
+    if isinstance(starts, dict):
+        state.last_start.update({str(k): float(v) for k, v in starts.items() if isinstance(v, int | float)})
+    for item in record.get("starts") or []:
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int | float):
+            state.starts.append((float(item[0]), str(item[1])))
+    switches = record.get("switches")
+    if isinstance(switches, dict) and switches:
+        state.switches = {k: switches.get(k) for k in SWITCH_FIELDS}
+    previous = record.get("previous_session")
+    if isinstance(previous, dict):
+        state.previous_session.update({str(k): str(v) for k, v in previous.items()})

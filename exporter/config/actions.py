@@ -4,30 +4,19 @@ approval mode."""
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from exporter.config import (
-    APPROVAL_MODES,
-    ROLES,
-    ActionSettings,
-    Caller,
-    ConfigError,
-    NotificationTarget,
-    PlanEntry,
-)
-from exporter.config_values import bool_, mapping, number, numbers, read_yaml, string
+from exporter.config.fields import ConfigError
+from exporter.config.model import APPROVAL_MODES, ROLES, ActionSettings, Caller, PlanEntry
+from exporter.config.notifications import notification_targets
+from exporter.config.values import keys, mapping, number, one_of, read_yaml, section, string
 from exporter.secret import Secret
 
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
-ACTION_KEYS = {f.name for f in fields(ActionSettings)} - {
-    "callers",
-    "restore_point_min_age_seconds",
-    "plan_approval",
-} | {"tokens_file", "plans"}
+ACTION_KEYS = keys(ActionSettings) | {"tokens_file", "plans", "allowed_plans", "notifications"}
 PLAN_KEYS = {"restore_point_min_age_minutes", "approval"}
 
 
@@ -98,11 +87,9 @@ def _callers(path: str | None, env: dict[str, str]) -> tuple[Caller, ...]:
     return tuple(callers)
 
 
-def action_settings(
-    d: dict[str, Any], env: dict[str, str], notifications: tuple[NotificationTarget, ...] = ()
-) -> ActionSettings:
-    enabled = bool_(d, "enabled", "actions", False)
-    if not enabled:
+def action_settings(d: dict[str, Any], env: dict[str, str]) -> ActionSettings:
+    declared = section(ActionSettings, d, "actions")
+    if not declared["enabled"]:
         return ActionSettings()
     callers = _callers(string(d, "tokens_file", "actions"), env)
     if not callers:
@@ -110,12 +97,10 @@ def action_settings(
             "actions.tokens_file: actions are enabled but no caller token is set "
             "(actions.tokens_file or VEEAM_ACTION_TOKEN)"
         )
-    audit_log = string(d, "audit_log", "actions")
-    if audit_log is None:
+    if declared["audit_log"] is None:
         raise ConfigError(
             "actions.audit_log: required when actions are enabled (the guards persist their state there)"
         )
-    label = string(d, "alertmanager_plan_label", "actions") or "veeam_failover_plan"
     policies: dict[str, float] = {}
     plan_approval: dict[str, str] = {}
     plans = d.get("plans") or {}
@@ -127,35 +112,23 @@ def action_settings(
         if "restore_point_min_age_minutes" in policy:
             policies[str(plan)] = 60 * number(policy, "restore_point_min_age_minutes", where, 0, minimum=1)
         if "approval" in policy:
-            plan_approval[str(plan)] = _approval(policy, where)
-    approval = _approval(d, "actions") if "approval" in d else "none"
-    if "required" in (approval, *plan_approval.values()) and not any("approver" in c.roles for c in callers):
+            plan_approval[str(plan)] = one_of(policy, "approval", where, "none", APPROVAL_MODES)
+    if "required" in (declared["approval"], *plan_approval.values()) and not any(
+        "approver" in c.roles for c in callers
+    ):
         raise ConfigError(
             "actions.approval: starts need an approver but no caller has the approver role "
             "(add roles: [approver] to a caller in actions.tokens_file)"
         )
-    external_url = string(d, "external_url", "actions")
+    external_url = declared.pop("external_url")
     if external_url is not None and not external_url.startswith(("http://", "https://")):
         raise ConfigError(f"actions.external_url: must start with http:// or https://, got {external_url!r}")
     return ActionSettings(
-        enabled=True,
-        kill_switch=bool_(d, "kill_switch", "actions", False),
-        dry_run=bool_(d, "dry_run", "actions", False),
+        **declared,
         callers=callers,
         allowed_plans=_plan_list(d.get("allowed_plans"), "actions.allowed_plans"),
-        audit_log=audit_log,
-        alertmanager_plan_label=label,
-        **numbers(ActionSettings, d, "actions"),
         restore_point_min_age_seconds=policies,
-        approval=approval,
         plan_approval=plan_approval,
-        notifications=notifications,
+        notifications=notification_targets(d.get("notifications"), "actions.notifications"),
         external_url=None if external_url is None else external_url.rstrip("/"),
     )
-
-
-def _approval(d: dict[str, Any], where: str) -> str:
-    value = d.get("approval")
-    if value not in APPROVAL_MODES:
-        raise ConfigError(f"{where}.approval: must be one of {', '.join(APPROVAL_MODES)}, got {value!r}")
-    return str(value)

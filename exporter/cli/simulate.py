@@ -1,13 +1,8 @@
-"""`veeam-failover-exporter run | simulate | demo`."""
+"""`simulate` (the EM simulator alone) and `demo` (the simulator and the exporter in one process)."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import logging
-import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,80 +11,20 @@ from urllib.parse import quote
 import click
 import uvicorn
 
-from exporter import __version__
-from exporter.cli_em import capture, doctor, settings_options
 from exporter.config import ConfigError, parse_listen_address
-from exporter.config_load import load_config
 from exporter.logs import setup_logging
 from exporter.simulator.profiles import PROFILES
 
-log = logging.getLogger("exporter")
+# the options simulate and demo share
+TIME_SCALE = click.option("--time-scale", type=float, help="Override the scenario's time scale.")
+PROFILE = click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
+)
 
 
-def _serving_process() -> None:
-    # The event loop answering scrapes shares the interpreter with the poller and the renderer, and
-    # each of a scrape's system calls waits up to a switch interval to get it back: 0.2 ms, not 5.
-    sys.setswitchinterval(0.0002)
-    _return_big_buffers_to_the_system()
-
-
-MMAP_THRESHOLD = 128 * 1024
-MALLOC_ARENAS = 2
-
-
-def _return_big_buffers_to_the_system() -> None:
-    """glibc raises its mmap threshold each time a big block is freed, so after the first poll the
-    14 MB exposition buffers and EM answers come from the heap and stay resident after use (measured:
-    peak RSS 154 -> 110 MB with the helper process). A fixed threshold keeps them mmap'd: freed, returned.
-    The environment variable does the same for the helper process, which glibc starts anew.
-
-    And two heap arenas, not glibc's 8 a core: the poller, the renderer, the collections and the
-    threadpool each filled their own, and the memory one freed stayed resident in it."""
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD; a fixed value also stops its adjusting
-        libc.mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX, before the threads start
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-@click.group()
-@click.version_option(__version__, prog_name="veeam-failover-exporter")
-def main() -> None:
-    """Prometheus exporter for Veeam Backup Enterprise Manager cloud failover."""
-
-
-main.add_command(doctor)
-main.add_command(capture)
-
-
-@main.command()
-@settings_options
-def run(config_path: str | None, **overrides: Any) -> None:
-    """Run the exporter against a real Enterprise Manager."""
-    try:
-        config = load_config(config_path, overrides)
-    except ConfigError as exc:
-        raise click.UsageError(f"config: {exc}") from None
-    setup_logging(config.log_level, config.log_format)
-    _serving_process()
-    from exporter.app import Exporter
-
-    exporter = Exporter(config)
-    host, port = config.listen_host_port
-    log.info(
-        "veeam-failover-exporter %s serving on %s, polling %s",
-        __version__,
-        config.listen_address,
-        config.em.url,
-    )
-    from exporter.http.listener import uvicorn_config
-
-    uvicorn.Server(uvicorn_config(exporter.app, host, port, config.web)).run()
-
-
-@main.command()
+@click.command()
 @click.option(
     "--scenario",
     default="demo",
@@ -97,12 +32,8 @@ def run(config_path: str | None, **overrides: Any) -> None:
     help="Built-in scenario name (demo, seed, ...) or a scenario YAML file.",
 )
 @click.option("--listen-address", default="127.0.0.1:9398", show_default=True, help="host:port to serve on.")
-@click.option("--time-scale", type=float, help="Override the scenario's time scale.")
-@click.option(
-    "--profile",
-    type=click.Choice(sorted(PROFILES)),
-    help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
-)
+@TIME_SCALE
+@PROFILE
 @click.option(
     "--replay",
     "replay_path",
@@ -160,17 +91,13 @@ def _simulator(scenario: str, time_scale: float | None, profile: str | None = No
     return Simulator(World(sc))
 
 
-@main.command()
+@click.command()
 @click.option("--scenario", default="demo", show_default=True, help="Built-in scenario or YAML file.")
 @click.option(
     "--listen-address", default="127.0.0.1:9849", show_default=True, help="Where the exporter serves."
 )
-@click.option("--time-scale", type=float, help="Override the scenario's time scale.")
-@click.option(
-    "--profile",
-    type=click.Choice(sorted(PROFILES)),
-    help="Act as this EM version (overrides the scenario's profile); see docs/em-compatibility.md.",
-)
+@TIME_SCALE
+@PROFILE
 @click.option(
     "--actions",
     "with_actions",
@@ -181,10 +108,10 @@ def demo(
     scenario: str, listen_address: str, time_scale: float | None, profile: str | None, with_actions: bool
 ) -> None:
     """Simulated EM plus exporter in one process, on loopback."""
-    from exporter.app import Exporter
     from exporter.config import ActionSettings, Config, EMSettings, PollSettings
     from exporter.http.server import ServerThread
     from exporter.secret import Secret
+    from exporter.wiring import Exporter
 
     setup_logging("info")
     sim = _simulator(scenario, time_scale, profile)
@@ -260,7 +187,3 @@ def _print_actions_demo(url: str, tokens: dict[str, str], actions: Any) -> None:
         f"-H 'Content-Type: application/json' -d '{{\"start_now\": true}}' {url}/api/v1/plans/{plan}/start"
     )
     click.echo(f"  then open {url}/status, follow 'approve or reject', and paste the approver token.")
-
-
-if __name__ == "__main__":
-    main()

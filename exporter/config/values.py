@@ -1,15 +1,14 @@
-"""Reading one setting: a mapping with known keys, a number with its minimum, a string, a boolean, a
-YAML file, a secret from a file. Each error names the key and what is wrong."""
+"""Reading settings: a mapping with known keys, every declared field of a section by its kind
+(fields.py), a YAML file, a secret from a file. Each error names the key and what is wrong."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from exporter.config import ConfigError
+from exporter.config.fields import ConfigError, declared
 from exporter.secret import Secret
 
 
@@ -32,23 +31,49 @@ def number(
 ) -> float:
     v = d.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not float(v).is_integer()):
-        raise ConfigError(f"{where}.{key}: must be {'an integer' if integer else 'a number'}, got {v!r}")
+        raise ConfigError(f"{_at(where, key)}: must be {'an integer' if integer else 'a number'}, got {v!r}")
     if v < minimum:
-        raise ConfigError(f"{where}.{key}: must be at least {minimum:g}, got {v!r}")
+        raise ConfigError(f"{_at(where, key)}: must be at least {minimum:g}, got {v!r}")
     return float(v)
 
 
-def numbers(cls: type, d: dict[str, Any], where: str) -> dict[str, Any]:
-    """Every numeric setting of a settings class (see `setting`) read from `d`, defaults and minimums
-    from the fields themselves: one loader, no default written twice."""
+def _at(where: str, key: str) -> str:
+    """The key as the YAML names it (top-level keys have no section)."""
+    return f"{where}.{key}" if where else key
+
+
+def section(cls: type, d: dict[str, Any], where: str) -> dict[str, Any]:
+    """Every declared field of a settings class (fields.py) read from `d` by its kind, defaults and
+    minimums from the fields themselves: one loader for every section, no default written twice."""
     out: dict[str, Any] = {}
-    for f in fields(cls):
-        if "minimum" in f.metadata:
+    for f in declared(cls):
+        kind, default = f.metadata["kind"], f.default
+        if kind == "number":
             integer = f.type == "int"
-            assert isinstance(f.default, int | float), f"{cls.__name__}.{f.name} needs a default"
-            v = number(d, f.name, where, f.default, minimum=f.metadata["minimum"], integer=integer)
+            assert isinstance(default, int | float), f"{cls.__name__}.{f.name} needs a default"
+            v = number(d, f.name, where, default, minimum=f.metadata["minimum"], integer=integer)
             out[f.name] = int(v) if integer else v
+        elif kind == "flag":
+            assert isinstance(default, bool)
+            out[f.name] = flag(d, f.name, where, default)
+        elif kind == "choice":
+            out[f.name] = one_of(d, f.name, where, str(default), f.metadata["choices"])
+        else:
+            given = string(d, f.name, where)
+            out[f.name] = default if given is None else given
     return out
+
+
+def keys(cls: type) -> set[str]:
+    """The keys a section's declared fields take."""
+    return {f.name for f in declared(cls)}
+
+
+def one_of(d: dict[str, Any], key: str, where: str, default: str, choices: tuple[str, ...]) -> str:
+    v = d.get(key, default)
+    if not isinstance(v, str) or v.lower() not in choices:
+        raise ConfigError(f"{_at(where, key)}: must be one of {', '.join(choices)}, got {v!r}")
+    return v.lower()
 
 
 def string(d: dict[str, Any], key: str, where: str) -> str | None:
@@ -56,7 +81,7 @@ def string(d: dict[str, Any], key: str, where: str) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str) or not v.strip():
-        raise ConfigError(f"{where}.{key}: must be a non-empty string, got {v!r}")
+        raise ConfigError(f"{_at(where, key)}: must be a non-empty string, got {v!r}")
     return v
 
 
@@ -98,9 +123,12 @@ def read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
-def secret_file(path: str, where: str) -> Secret:
+def secret_file(path: str, where: str, *, strip: str | None = None) -> Secret:
+    """A secret from a file, stripped of whitespace (of only `strip` at its end: a password may begin or
+    end with spaces)."""
     try:
-        value = Path(path).read_text(encoding="utf-8").strip()
+        raw = Path(path).read_text(encoding="utf-8")
+        value = raw.rstrip(strip) if strip is not None else raw.strip()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
     if not value:
@@ -108,8 +136,8 @@ def secret_file(path: str, where: str) -> Secret:
     return Secret(value)
 
 
-def bool_(d: dict[str, Any], key: str, where: str, default: bool) -> bool:
+def flag(d: dict[str, Any], key: str, where: str, default: bool) -> bool:
     v = d.get(key, default)
     if not isinstance(v, bool):
-        raise ConfigError(f"{where}.{key}: must be true or false, got {v!r}")
+        raise ConfigError(f"{_at(where, key)}: must be true or false, got {v!r}")
     return v

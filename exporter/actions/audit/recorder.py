@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from exporter.actions.announce import Announcer
-from exporter.actions.audit import AuditWriteError
-from exporter.actions.journal import Journal
-from exporter.actions.model import Attempt, Decision, Outcome
+from exporter.actions.audit.journal import Journal
+from exporter.actions.audit.log import AuditWriteError
+from exporter.actions.audit.records import PendingDecision, decision_record, ignored_record, verdict_record
+from exporter.actions.model import Attempt, Decision, Outcome, StartRequest
+from exporter.config import Caller
 from exporter.polling.snapshot import Store
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class Recorder:
         """The answer to a request: on disk first, then counted, logged, and returned. `durable`: an
         answer that must not be given unless it is on disk (a pending decision): else 503 audit_error."""
         if durable:
-            record = self._record(attempt, outcome, status, reason, em_task_id, extra)
+            record = decision_record(attempt, outcome, status, reason, em_task_id, extra, self._dry_run())
             try:
                 self.journal.write_now(record)
             except AuditWriteError as exc:
@@ -126,24 +128,27 @@ class Recorder:
         em_task_id: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        self.note(self._record(attempt, outcome, status, reason, em_task_id, extra))
+        self.note(decision_record(attempt, outcome, status, reason, em_task_id, extra, self._dry_run()))
 
     def note(self, record: dict[str, Any]) -> None:
         """Any record: through the journal to disk, then announced if it is an event that matters."""
         self.journal.note(record)
         self._announcer.announce(record)
 
-    def verdict(self, record: dict[str, Any], verdict: str, by: str | None, reason: str) -> None:
+    def verdict(self, decision: PendingDecision, verdict: str, by: str | None, reason: str) -> None:
         """What became of a pending decision: approved, rejected or expired; on disk before it holds
         (else AuditWriteError, and the decision still waits), then counted."""
-        fields = ("request_id", "plan", "plan_id", "backup_server", "source", "caller", "alert_fingerprint")
-        closing = {**{k: record.get(k) for k in fields}, "outcome": verdict, "approver": by, "reason": reason}
+        closing = verdict_record(decision, verdict, by, reason)
         self.journal.write_now(closing)
         self._announcer.announce(closing)
         with self._lock:
-            self.verdicts[(str(record.get("plan") or ""), verdict)] += 1
+            self.verdicts[(decision.plan, verdict)] += 1
         self._store.publish()
-        log.info("decision %s: %s by %s (%s)", record.get("request_id"), verdict, by or "nobody", reason)
+        log.info("decision %s: %s by %s (%s)", decision.request_id, verdict, by or "nobody", reason)
+
+    def ignored(self, request: StartRequest, caller: Caller, reason: str) -> None:
+        """An alert that starts nothing (resolved, or naming no plan): on the log, nothing decided."""
+        self.note(ignored_record(request, caller, reason))
 
     def set_switches(self, record: dict[str, Any]) -> None:
         """A runtime switch: on disk before it is said to be set (AuditWriteError if it cannot be)."""
@@ -151,39 +156,9 @@ class Recorder:
         self._announcer.announce(record)
         self._store.publish()
 
-    def _record(
-        self,
-        attempt: Attempt,
-        outcome: str,
-        status: int,
-        reason: str,
-        em_task_id: str | None,
-        extra: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        req, plan = attempt.request, attempt.plan
-        return {
-            "request_id": attempt.request_id,
-            "source": req.source,
-            "caller": None if attempt.caller is None else attempt.caller.name,
-            "remote": req.remote,
-            "plan_ref": req.plan_ref[:200],
-            "plan": None if plan is None else plan.name,
-            "plan_id": None if plan is None else plan.id,
-            "backup_server": None if plan is None else plan.backup_server,
-            "alert_fingerprint": req.alert_fingerprint,
-            "idempotency_key": req.idempotency_key,
-            "dry_run": req.dry_run or self._dry_run(),
-            "reason_given": req.reason[:500] or None,
-            "outcome": outcome,
-            "status": status,
-            "reason": reason,
-            "em_task_id": em_task_id,
-            **(extra or {}),
-        }
-
     def write_before_em(self, attempt: Attempt, reason: str, extra: dict[str, Any]) -> None:
         """The `starting` line, on disk before EM is asked; AuditWriteError if it cannot be."""
-        self.journal.write_now(self._record(attempt, "starting", 0, reason, None, extra))
+        self.journal.write_now(decision_record(attempt, "starting", 0, reason, None, extra, self._dry_run()))
 
     def stats(self) -> dict[tuple[str, str, str], int]:
         with self._lock:

@@ -10,7 +10,7 @@ import prometheus_client
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 
-from exporter.actions.audit import AuditLogUnavailable
+from exporter.actions.audit.log import AuditLogUnavailable
 from exporter.actions.engine import Actions
 from exporter.actions.routes import action_routes
 from exporter.config import Config
@@ -116,8 +116,8 @@ class Exporter:
         assert self.actions is not None
         a = self.actions
         return ActionsView(
-            recent=a.recorder.journal.recent(20),
-            pending=a.approvals.pending(None),
+            recent=a.recent(20),
+            pending=a.pending(None),
             switches=a.switches().to_json(),
             approval=a.settings.approval,
         )

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.actions.model import ANNOUNCED
-from exporter.config import NOTIFICATION_FORMATS, ConfigError, NotificationTarget
-from exporter.config_values import mapping, numbers, secret_file, string
+from exporter.config.fields import ConfigError
+from exporter.config.model import ANNOUNCED, NotificationTarget
+from exporter.config.values import keys, mapping, secret_file, section, string
 from exporter.secret import Secret
 
-KEYS = {"name", "url", "url_file", "format", "events", "ca_file", "timeout_seconds", "max_attempts"} | {
-    "retry_base_seconds"
-}
+KEYS = keys(NotificationTarget) | {"name", "url", "url_file", "events"}
 
 
 def notification_targets(value: Any, where: str) -> tuple[NotificationTarget, ...]:
@@ -32,10 +30,8 @@ def notification_targets(value: Any, where: str) -> tuple[NotificationTarget, ..
             NotificationTarget(
                 name=name,
                 url=_url(d, at),
-                format=_format(d, at),
                 events=_events(d.get("events"), at),
-                ca_file=string(d, "ca_file", at),
-                **numbers(NotificationTarget, d, at),
+                **section(NotificationTarget, d, at),
             )
         )
     return tuple(targets)
@@ -50,13 +46,6 @@ def _url(d: dict[str, Any], at: str) -> Secret:
     if not url.reveal().startswith(("http://", "https://")):
         raise ConfigError(f"{at}: the URL must start with http:// or https://")
     return url
-
-
-def _format(d: dict[str, Any], at: str) -> str:
-    value = d.get("format", "json")
-    if value not in NOTIFICATION_FORMATS:
-        raise ConfigError(f"{at}.format: must be one of {', '.join(NOTIFICATION_FORMATS)}, got {value!r}")
-    return str(value)
 
 
 def _events(value: Any, at: str) -> tuple[str, ...] | None:

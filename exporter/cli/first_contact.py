@@ -4,56 +4,15 @@ They take the same settings as `run`."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from exporter import __version__
+from exporter.cli.settings_options import settings_options
 from exporter.config import ConfigError
-from exporter.config_load import load_config
+from exporter.config.load import load_config
 from exporter.logs import setup_logging
-
-
-def settings_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options `run` reads its settings from; `doctor` and `capture` take the same ones."""
-    for option in reversed(SETTINGS_OPTIONS):
-        command = option(command)
-    return command
-
-
-SETTINGS_OPTIONS = [
-    click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file."),
-    click.option(
-        "--em-url", envvar="VEEAM_EM_URL", help="EM address, e.g. https://em.example:9398 [VEEAM_EM_URL]"
-    ),
-    click.option("--em-username", envvar="VEEAM_EM_USERNAME", help="EM user [VEEAM_EM_USERNAME]"),
-    click.option(
-        "--em-password-file",
-        type=click.Path(dir_okay=False),
-        help="File holding the EM password (or set VEEAM_EM_PASSWORD).",
-    ),
-    click.option(
-        "--em-ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify EM's certificate."
-    ),
-    click.option(
-        "--em-insecure-skip-verify",
-        is_flag=True,
-        default=None,
-        help="Do not verify EM's TLS certificate. Dangerous; prefer --em-ca-file.",
-    ),
-    click.option(
-        "--listen-address",
-        envvar="VEEAM_EXPORTER_LISTEN_ADDRESS",
-        help="host:port to serve on (default 0.0.0.0:9849) [VEEAM_EXPORTER_LISTEN_ADDRESS]",
-    ),
-    click.option(
-        "--poll-interval", type=float, help="Seconds between polls while a failover runs (default 10)."
-    ),
-    click.option(
-        "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Default info."
-    ),
-]
 
 
 @click.command()

@@ -12,8 +12,8 @@ import logging
 import threading
 from typing import Any
 
-from exporter.actions.audit import AuditLog, AuditWriteError
-from exporter.actions.audit_state import AuditState
+from exporter.actions.audit.log import AuditLog, AuditWriteError
+from exporter.actions.audit.state import AuditState
 from exporter.actions.model import AFTER_EM
 from exporter.em.errors import ParseError
 
