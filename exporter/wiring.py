@@ -24,8 +24,8 @@ from exporter.metrics.exposition import Exposition, Split
 from exporter.metrics.offload import Offload
 from exporter.polling.collections import Collections, data_as_of
 from exporter.polling.poller import Poller
-from exporter.polling.readiness import ReplicaReader
 from exporter.polling.snapshot import Store
+from exporter.readiness.reader import ReplicaReader
 
 log = logging.getLogger(__name__)
 

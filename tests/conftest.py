@@ -1,6 +1,7 @@
 """Markers by room: tests/unit (no I/O beyond files), tests/loopback (real HTTP over loopback to the
 simulator and the exporter), tests/e2e (real Prometheus, Alertmanager, Helm, Chromium, subprocesses,
-the soak). `scripts/test -m "not e2e"` is the fast loop."""
+the soak); and `fuzz` on the property-based tests. `scripts/test -m "not e2e and not fuzz"` is the fast
+loop."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ActionSettings, Config, EMSettings, PollSettings
@@ -17,6 +16,7 @@ from exporter.secret import Secret
 from exporter.simulator import ManualClock, Simulator, World, load_scenario
 from exporter.simulator.scenario import Scenario, scenario_from_dict
 from exporter.wiring import Exporter
+from tests import plain_http
 
 
 def utc(text: str) -> float:
@@ -109,7 +109,7 @@ def parse_samples(text: str) -> Samples:
 
 
 def scrape(url: str) -> Samples:
-    resp = httpx.get(url + "/metrics", timeout=10)
+    resp = plain_http.get(url + "/metrics", timeout=10)
     assert resp.status_code == 200, resp.text
     return parse_samples(resp.text)
 
@@ -125,7 +125,9 @@ def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], floa
 def what_approving_does(url: str, decision_id: str, token: str) -> dict[str, str]:
     """The mode and fingerprint an approver sees for a pending decision (GET /api/v1/decisions): what
     an approval must name. Empty if the caller does not see it (a refusal is then the test's point)."""
-    listing = httpx.get(f"{url}/api/v1/decisions", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    listing = plain_http.get(
+        f"{url}/api/v1/decisions", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     if listing.status_code != 200:
         return {}
     for d in listing.json()["decisions"]:

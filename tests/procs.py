@@ -16,6 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from tests import plain_http
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -48,7 +50,7 @@ def wait_ready(ready_url: str, proc: subprocess.Popen[bytes], log: Path, timeout
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
+            if plain_http.get(ready_url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

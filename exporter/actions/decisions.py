@@ -13,8 +13,8 @@ from exporter.actions.audit.recorder import Recorder
 from exporter.actions.audit.records import PendingDecision, iso, pending_fields
 from exporter.actions.locks import StartLocks
 from exporter.actions.model import Attempt, Decision
+from exporter.background_loop import BackgroundLoop
 from exporter.config import ActionSettings
-from exporter.polling.loop import BackgroundLoop
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from exporter.actions.model import Decision
+from exporter.background_loop import BackgroundLoop
 from exporter.config import ActionSettings
 from exporter.em.errors import EMError
-from exporter.polling.loop import BackgroundLoop
 
 if TYPE_CHECKING:  # types only
     from exporter.actions.audit.recorder import Recorder

@@ -72,7 +72,7 @@ class PollSettings:
 
 @dataclass(frozen=True)
 class ReadinessSettings:
-    """Readiness before the disaster (polling/readiness.py): each plan VM's newest replica point, read
+    """Readiness before the disaster (readiness/reader.py): each plan VM's newest replica point, read
     newest first; then only what is newer, every interval_seconds, in a loop of its own."""
 
     enabled: bool = flag(True)

@@ -7,7 +7,7 @@ from collections import Counter
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-# Set by the readiness reader while it reads (polling/readiness.py): its requests share the client and its
+# Set by the readiness reader while it reads (readiness/reader.py): its requests share the client and its
 # counters, but are no poll's, so a poll's request count and budget leave them out.
 APART_FROM_POLLS: ContextVar[bool] = ContextVar("apart_from_polls", default=False)
 

@@ -18,8 +18,8 @@ from exporter.http.page_parts import CSS, LOCAL_TIMES, e, when
 from exporter.http.page_parts import age as _age
 from exporter.http.page_parts import table as _table
 from exporter.http.page_parts import ts as _ts
-from exporter.http.status_readiness import readiness_section
 from exporter.polling.snapshot import Snapshot
+from exporter.readiness.status_table import readiness_section
 
 REFRESH_SECONDS = 10
 MAX_VM_ROWS = 2000  # a page for people: beyond this, the dashboards

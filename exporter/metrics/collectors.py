@@ -16,9 +16,9 @@ from exporter import __version__
 from exporter.em.errors import REASONS
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask, plan_name_conflicts
 from exporter.em.timefmt import point_time_from_name
-from exporter.metrics.readiness import readiness_families
 from exporter.metrics.textformat import RowGauge
 from exporter.polling.snapshot import Snapshot, Store
+from exporter.readiness.collector import readiness_families
 
 _CACHED = " Read from EM by the background poller; served from its last snapshot."
 

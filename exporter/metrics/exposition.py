@@ -20,10 +20,10 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from exporter.background_loop import BackgroundLoop
 from exporter.metrics import textformat
 from exporter.metrics.collectors import FailoverCollector, failover_families
 from exporter.metrics.offload import Chunks, Offload
-from exporter.polling.loop import BackgroundLoop
 from exporter.polling.snapshot import Snapshot, Store
 
 log = logging.getLogger(__name__)

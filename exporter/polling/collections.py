@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from exporter.background_loop import BackgroundLoop
 from exporter.config import CollectSettings
 from exporter.em.errors import EMError
 from exporter.em.model import Session
-from exporter.polling.loop import BackgroundLoop
 from exporter.polling.snapshot import Store
 
 if TYPE_CHECKING:  # types only

@@ -21,10 +21,10 @@ from collections.abc import Callable, Collection
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from exporter.background_loop import BackgroundLoop
 from exporter.config import PollSettings
 from exporter.em.errors import EMError
 from exporter.em.model import Session
-from exporter.polling.loop import BackgroundLoop
 from exporter.polling.plans import PlanBook
 from exporter.polling.points import ReplicaPointCache
 from exporter.polling.snapshot import Snapshot, Store

@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 from exporter.em.model import Plan, Session
 from exporter.em.stats import RequestStats
-from exporter.polling.readiness_state import Readiness
+from exporter.readiness.state import Readiness
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 

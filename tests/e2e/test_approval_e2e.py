@@ -11,6 +11,7 @@ import httpx
 
 from exporter.config import ActionSettings, Caller, NotificationTarget, PollSettings
 from exporter.secret import Secret
+from tests import plain_http
 from tests.e2e.test_runbook_e2e import AM_TOKEN, SITE_DOWN_RULE, am_config, wait_for
 from tests.helpers import exporter_config, running_exporter, running_sim, value, what_approving_does
 from tests.procs import alertmanager, prometheus
@@ -87,7 +88,7 @@ def test_alert_waits_for_a_second_person_then_starts_once(tmp_path: Path) -> Non
                 decisions = pending()
 
                 def approve(did: str, token: str) -> httpx.Response:
-                    return httpx.post(
+                    return plain_http.post(
                         f"{exp.url}/api/v1/decisions/{did}/approve",
                         headers={"Authorization": f"Bearer {token}"},
                         json=what_approving_does(exp.url, did, APPROVER) or None,
@@ -170,7 +171,7 @@ def test_ten_plans_alerting_at_once_start_three_and_the_limit_alert_fires(tmp_pa
             wait_for(lambda: sum(len(v) for v in decided().values()) >= 10, 60, "10 plans decided")
 
             def limit_alert() -> list[dict[str, Any]]:
-                alerts = httpx.get(prom + "/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+                alerts = plain_http.get(prom + "/api/v1/alerts", timeout=10).json()["data"]["alerts"]
                 return [
                     a
                     for a in alerts
@@ -200,10 +201,10 @@ def test_example_inhibit_rules_silence_what_follows_from_em_unreachable(tmp_path
             {"labels": {**labels, "alertname": "VeeamFailoverFailed", "plan": "A", "backup_server": "b"}},
             {"labels": {**labels, "instance": "other:9849", "alertname": "VeeamFailoverExporterDataStale"}},
         ]
-        assert httpx.post(am + "/api/v2/alerts", json=alerts, timeout=10).status_code == 200
+        assert plain_http.post(am + "/api/v2/alerts", json=alerts, timeout=10).status_code == 200
 
         def states() -> dict[tuple[str, str], str]:
-            got = httpx.get(am + "/api/v2/alerts", timeout=10).json()
+            got = plain_http.get(am + "/api/v2/alerts", timeout=10).json()
             return {(a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"] for a in got}
 
         wait_for(lambda: len(states()) == 5 and "unprocessed" not in states().values(), 20, "Alertmanager")

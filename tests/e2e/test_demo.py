@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import httpx
 
+from tests import plain_http
 from tests.helpers import Samples, page_form_fields, parse_samples, series, value
 
 
@@ -26,7 +27,7 @@ def wait_for(url: str, check: Callable[[Samples], bool], timeout: float) -> Samp
     last: Samples = {}
     while time.monotonic() < deadline:
         try:
-            last = parse_samples(httpx.get(url, timeout=2).text)
+            last = parse_samples(plain_http.get(url, timeout=2).text)
             if check(last):
                 return last
         except httpx.HTTPError:
@@ -111,7 +112,7 @@ def test_demo_with_actions_walks_the_approval_flow_as_a_dry_run() -> None:
                 break
         url = f"http://127.0.0.1:{port}"
         wait_for(url + "/metrics", lambda m: value(m, "veeam_em_up") == 1, 20)
-        asked = httpx.post(
+        asked = plain_http.post(
             f"{url}/api/v1/plans/Initech failover/start",  # the plan the demo does not start itself
             json={"start_now": True},
             headers={"Authorization": f"Bearer {printed['requester']}"},
@@ -119,17 +120,17 @@ def test_demo_with_actions_walks_the_approval_flow_as_a_dry_run() -> None:
         )
         assert asked.status_code == 202 and asked.json()["outcome"] == "pending", asked.text
         did = asked.json()["request_id"]
-        assert f"/status/decisions/{did}" in httpx.get(url + "/status", timeout=10).text
-        page = httpx.get(f"{url}/status/decisions/{did}", timeout=10).text
+        assert f"/status/decisions/{did}" in plain_http.get(url + "/status", timeout=10).text
+        page = plain_http.get(f"{url}/status/decisions/{did}", timeout=10).text
         assert "Approving it now: <b class=''>a dry run" in page  # what approving does now, said plainly
-        approved = httpx.post(
+        approved = plain_http.post(
             f"{url}/api/v1/decisions/{did}/approve",
             content=f"token={printed['approver']}&{page_form_fields(page)}",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             timeout=10,
         )
         assert approved.status_code == 200 and "dry run, nothing was sent to EM" in approved.text
-        m = parse_samples(httpx.get(url + "/metrics", timeout=10).text)
+        m = parse_samples(plain_http.get(url + "/metrics", timeout=10).text)
         assert value(m, "veeam_failover_dry_run") == 1
         assert value(m, "veeam_failover_decisions_total", plan="Initech failover", verdict="approved") == 1
     finally:

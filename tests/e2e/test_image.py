@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import plain_http
 from tests.helpers import parse_samples, running_sim, value
 from tests.procs import missing
 
@@ -171,7 +172,7 @@ def wait_for_metrics(url: str, proc: subprocess.Popen[str]) -> Any:
         if proc.poll() is not None:
             pytest.fail(f"the exporter in the image exited: {proc.stderr.read() if proc.stderr else ''}")
         try:
-            m = parse_samples(httpx.get(url + "/metrics", timeout=5).text)
+            m = parse_samples(plain_http.get(url + "/metrics", timeout=5).text)
             if value(m, "veeam_em_up") == 1:
                 return m
         except httpx.HTTPError:

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from exporter.config import ActionSettings, Caller, PollSettings, ReadinessSettings
 from exporter.secret import Secret
+from tests import plain_http
 from tests.helpers import (
     RunningExporter,
     RunningSim,
@@ -150,7 +150,7 @@ def query(prom: str, expr: str, at: float | None = None) -> list[dict[str, Any]]
     params = {"query": substitute(expr)}
     if at is not None:
         params["time"] = f"{at:.3f}"
-    r = httpx.get(prom + "/api/v1/query", params=params, timeout=10)
+    r = plain_http.get(prom + "/api/v1/query", params=params, timeout=10)
     body = r.json()
     assert r.status_code == 200 and body["status"] == "success", f"{expr!r}: {body.get('error')}"
     result: list[dict[str, Any]] = body["data"]["result"]
@@ -258,7 +258,7 @@ def _run(tmp_path: Path, sim: RunningSim, exp: RunningExporter) -> None:
     with prometheus(tmp_path / "prom", config) as prom:
 
         def start(plan: str) -> int:
-            return httpx.post(
+            return plain_http.post(
                 f"{exp.url}/api/v1/plans/{plan}/start",
                 json={"start_now": True},
                 headers={"Authorization": f"Bearer {TOKEN}"},
@@ -275,7 +275,7 @@ def _run(tmp_path: Path, sim: RunningSim, exp: RunningExporter) -> None:
         refused = 0
         while time.monotonic() < deadline:
             sim.clock.now = time.time()  # the simulated EM runs on real time here
-            m = parse_samples(httpx.get(exp.url + "/metrics").text)
+            m = parse_samples(plain_http.get(exp.url + "/metrics").text)
             if not any(dict(k)["plan"] == ACME for k in series(m, "veeam_failover_session_info")):
                 time.sleep(0.2)
                 continue
@@ -343,7 +343,7 @@ def _run(tmp_path: Path, sim: RunningSim, exp: RunningExporter) -> None:
                 if "record" in rule and not query(prom, rule["record"]):
                     failures.append(f"{name}: not recorded by Prometheus")
         firing = {
-            a["labels"]["alertname"] for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]
+            a["labels"]["alertname"] for a in plain_http.get(prom + "/api/v1/alerts").json()["data"]["alerts"]
         }
         assert firing >= FIRING_AT_END, f"not firing: {FIRING_AT_END - firing}"
         assert not firing & QUIET_AT_END

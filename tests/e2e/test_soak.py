@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests import plain_http
 from tests.helpers import RunningSim, running_sim
 from tests.procs import free_port, wait_ready
 
@@ -198,7 +199,7 @@ def test_soak(tmp_path: Path) -> None:
             for t in threads:
                 t.join(timeout=30)
             time.sleep(1)
-            m = httpx.get(url + "/metrics").text
+            m = plain_http.get(url + "/metrics").text
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is a clean stop
         assert proc.returncode in (0, -signal.SIGTERM), (tmp_path / "exporter.log").read_text()[-3000:]
         assert sim.world.logons == {}, "the exporter did not log out of EM on shutdown"
@@ -240,7 +241,7 @@ def test_kill_9_during_a_start_leaves_a_consistent_log_and_no_second_start(tmp_p
 
             def deliver() -> None:
                 with contextlib.suppress(httpx.HTTPError):  # the exporter dies under it: that is the point
-                    httpx.post(
+                    plain_http.post(
                         url + "/api/v1/alertmanager",
                         json=alert(ALPHA, "2026-11-26T10:00:00Z"),
                         timeout=30,
@@ -270,12 +271,12 @@ def test_kill_9_during_a_start_leaves_a_consistent_log_and_no_second_start(tmp_p
         sim.world.faults.update({})
         assert len(sim.world.starts) == 1
         with exporter_process(sim, tmp_path, cooldown=3600) as (_, url):
-            again = httpx.post(
+            again = plain_http.post(
                 url + "/api/v1/alertmanager",
                 json=alert(ALPHA, "2026-11-26T10:00:00Z"),
                 headers={"Authorization": f"Bearer {TOKEN}"},
             ).json()
-            other = httpx.post(
+            other = plain_http.post(
                 url + "/api/v1/alertmanager",
                 json=alert(ALPHA, "2026-11-26T11:00:00Z"),
                 headers={"Authorization": f"Bearer {TOKEN}"},

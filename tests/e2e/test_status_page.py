@@ -8,8 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
-
+from tests import plain_http
 from tests.helpers import exporter_config, running_exporter, running_sim
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -69,7 +68,7 @@ def test_status_page_in_a_browser_during_a_failover(tmp_path: Path) -> None:
     with running_sim(SCENARIO) as sim, running_exporter(exporter_config(sim.url)) as exp:
         sim.clock.advance(50)  # web01 half way, db01 failed at 20 s
         exp.poll()
-        raw = httpx.get(exp.url + "/status").text
+        raw = plain_http.get(exp.url + "/status").text
         profile = f"--user-data-dir={tmp_path / 'profile'}"
         dom = chromium(profile, "--dump-dom", exp.url + "/status", tz="Asia/Kolkata")
         start = next(s.start for s in exp.exporter.store.current().sessions if s.plan.startswith("ACME"))

@@ -17,6 +17,7 @@ import pytest
 
 from exporter.config import ActionSettings, Caller
 from exporter.secret import Secret
+from tests import plain_http
 from tests.helpers import RunningExporter, RunningSim, exporter_config, running_exporter, running_sim, value
 
 TOKEN = "runbook-token-0123456789"
@@ -62,10 +63,12 @@ class Env:
         content = (
             body if isinstance(body, bytes) else json.dumps({"start_now": True} if body is None else body)
         )
-        return httpx.post(f"{self.exp.url}/api/v1/plans/{plan}/start", headers=h, content=content, timeout=30)
+        return plain_http.post(
+            f"{self.exp.url}/api/v1/plans/{plan}/start", headers=h, content=content, timeout=30
+        )
 
     def webhook(self, payload: dict[str, Any], token: str = AM_TOKEN) -> httpx.Response:
-        return httpx.post(
+        return plain_http.post(
             f"{self.exp.url}/api/v1/alertmanager",
             json=payload,
             timeout=30,
@@ -389,7 +392,7 @@ def test_a_chunked_oversized_body_is_cut_off(tmp_path: Path) -> None:
         yield b'"}'
 
     with env(tmp_path) as e:
-        r = httpx.post(
+        r = plain_http.post(
             f"{e.exp.url}/api/v1/plans/{ACME}/start",
             content=chunks(),
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
@@ -412,7 +415,7 @@ def test_a_chunked_oversized_body_is_cut_off(tmp_path: Path) -> None:
 )
 def test_bad_webhook_payloads_are_400(tmp_path: Path, payload: bytes, reason: str) -> None:
     with env(tmp_path) as e:
-        r = httpx.post(
+        r = plain_http.post(
             f"{e.exp.url}/api/v1/alertmanager",
             content=payload,
             headers={"Authorization": f"Bearer {AM_TOKEN}", "Content-Type": "application/json"},
@@ -529,8 +532,10 @@ def test_recent_decisions_endpoint(tmp_path: Path) -> None:
     with env(tmp_path) as e:
         e.start(GLOBEX)
         e.start(ACME, {"start_now": True, "dry_run": True})
-        assert httpx.get(f"{e.exp.url}/api/v1/actions").status_code == 401
-        r = httpx.get(f"{e.exp.url}/api/v1/actions?limit=1", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert plain_http.get(f"{e.exp.url}/api/v1/actions").status_code == 401
+        r = plain_http.get(
+            f"{e.exp.url}/api/v1/actions?limit=1", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         assert r.status_code == 200
         assert [(x["outcome"], x["plan"]) for x in r.json()["actions"]] == [("dry_run", ACME)]
 
@@ -541,8 +546,10 @@ def test_tokens_never_leak(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
         e.start(ACME)
         e.start(ACME, token="wrong-but-long-enough-token")
         e.webhook(notification(alert(ACME)))
-        metrics = httpx.get(e.exp.url + "/metrics").text
-        recent = httpx.get(f"{e.exp.url}/api/v1/actions", headers={"Authorization": f"Bearer {TOKEN}"}).text
+        metrics = plain_http.get(e.exp.url + "/metrics").text
+        recent = plain_http.get(
+            f"{e.exp.url}/api/v1/actions", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).text
         everything = metrics + recent + e.audit.read_text() + caplog.text
     for secret in (TOKEN, AM_TOKEN, LIMITED_TOKEN, "wrong-but-long-enough-token", "admin:admin"):
         assert secret not in everything
@@ -550,7 +557,7 @@ def test_tokens_never_leak(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
 
 def test_actions_are_off_by_default(tmp_path: Path) -> None:
     with running_sim(SCENARIO) as sim, running_exporter(exporter_config(sim.url)) as exp:
-        r = httpx.post(
+        r = plain_http.post(
             f"{exp.url}/api/v1/plans/{ACME}/start",
             json={"start_now": True},
             headers={"Authorization": f"Bearer {TOKEN}"},
@@ -578,7 +585,7 @@ def test_hostile_requests_start_nothing(
     tmp_path: Path, path: str, headers: dict[str, str], status: int
 ) -> None:
     with env(tmp_path) as e:
-        r = httpx.post(
+        r = plain_http.post(
             e.exp.url + path,
             json={"start_now": True},
             headers={"Authorization": f"Bearer {TOKEN}", **headers},
@@ -592,6 +599,6 @@ def test_hostile_requests_start_nothing(
 
 def test_wrong_methods_are_refused(tmp_path: Path) -> None:
     with env(tmp_path) as e:
-        assert httpx.get(f"{e.exp.url}/api/v1/plans/{ACME}/start").status_code == 405
-        assert httpx.put(f"{e.exp.url}/api/v1/alertmanager", json={}).status_code == 405
+        assert plain_http.get(f"{e.exp.url}/api/v1/plans/{ACME}/start").status_code == 405
+        assert plain_http.put(f"{e.exp.url}/api/v1/alertmanager", json={}).status_code == 405
         assert e.starts() == 0

@@ -15,6 +15,7 @@ import pytest
 
 from exporter.config import ActionSettings, Caller, NotificationTarget
 from exporter.secret import Secret
+from tests import plain_http
 from tests.helpers import (
     RunningExporter,
     RunningSim,
@@ -60,7 +61,7 @@ class Env:
         self.sim, self.exp, self.audit = sim, exp, audit
 
     def start(self, plan: str, token: str = STARTER, **body: Any) -> httpx.Response:
-        return httpx.post(
+        return plain_http.post(
             f"{self.exp.url}/api/v1/plans/{plan}/start",
             headers={"Authorization": f"Bearer {token}"},
             json={"start_now": True, **body},
@@ -72,7 +73,7 @@ class Env:
         if verb == "approve" and not body:
             body = what_approving_does(self.exp.url, did, APPROVER)
         body = {k: v for k, v in body.items() if v is not None}
-        return httpx.post(
+        return plain_http.post(
             f"{self.exp.url}/api/v1/decisions/{did}/{verb}",
             headers={"Authorization": f"Bearer {token}"},
             json=body or None,
@@ -80,10 +81,12 @@ class Env:
         )
 
     def get(self, path: str, token: str) -> httpx.Response:
-        return httpx.get(f"{self.exp.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        return plain_http.get(
+            f"{self.exp.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
 
     def switches(self, token: str, **body: Any) -> httpx.Response:
-        return httpx.put(
+        return plain_http.put(
             f"{self.exp.url}/api/v1/switches",
             headers={"Authorization": f"Bearer {token}"},
             json=body,
@@ -173,7 +176,7 @@ def test_a_waiting_plan_takes_no_second_request_and_a_resent_alert_is_a_duplicat
 
         def hook() -> httpx.Response:
             auth = {"Authorization": f"Bearer {AM_TOKEN}"}
-            return httpx.post(f"{e.exp.url}/api/v1/alertmanager", json=payload, headers=auth)
+            return plain_http.post(f"{e.exp.url}/api/v1/alertmanager", json=payload, headers=auth)
 
         assert hook().json()["results"][0]["outcome"] == "pending"
         assert hook().json()["results"][0]["outcome"] == "duplicate"  # Alertmanager's re-send
@@ -267,25 +270,25 @@ def test_runtime_kill_switch_admin_only_survives_restart_and_config_change_wins(
 def test_approval_from_the_decision_page_form(tmp_path: Path) -> None:
     with env(tmp_path) as e:
         did = e.start(ACME).json()["request_id"]
-        status = httpx.get(f"{e.exp.url}/status", timeout=10).text
+        status = plain_http.get(f"{e.exp.url}/status", timeout=10).text
         assert f"/status/decisions/{did}" in status and "Waiting for approval" in status
-        page = httpx.get(f"{e.exp.url}/status/decisions/{did}", timeout=10)
+        page = plain_http.get(f"{e.exp.url}/status/decisions/{did}", timeout=10)
         assert page.status_code == 200 and "form-action 'self'" in page.headers["content-security-policy"]
         assert f"action='/api/v1/decisions/{did}/approve'" in page.text and "type='password'" in page.text
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         url = f"{e.exp.url}/api/v1/decisions/{did}/approve"
         # another site's page posting the form for a logged-in approver: refused, whatever it sends
-        evil = httpx.post(
+        evil = plain_http.post(
             url, content=f"token={APPROVER}", headers={**form, "Origin": "https://evil.example"}
         )
         assert evil.status_code == 403 and e.starts() == []
-        wrong = httpx.post(url, content="token=guess", headers=form)
+        wrong = plain_http.post(url, content="token=guess", headers=form)
         assert wrong.status_code == 401 and "text/html" in wrong.headers["content-type"]
-        own = httpx.post(url, content=f"token={STARTER}", headers=form)
+        own = plain_http.post(url, content=f"token={STARTER}", headers=form)
         assert own.status_code == 403 and "two-person rule" in own.text
         host = e.exp.url.split("//")[1]
         seen = page_form_fields(page.text)
-        ok = httpx.post(
+        ok = plain_http.post(
             url, content=f"token={APPROVER}&reason=ok&{seen}", headers={**form, "Origin": f"http://{host}"}
         )
         assert ok.status_code == 202 and "Enterprise Manager accepted the start" in ok.text

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from exporter.wiring import Exporter
+from tests import plain_http
 from tests.helpers import exporter_config, running_exporter, running_sim
 from tests.loopback.test_actions import ACME, SCENARIO, TOKEN, settings
 from tests.procs import missing
@@ -21,7 +22,7 @@ PAGE = 4096
 
 
 def start_acme(base_url: str) -> httpx.Response:
-    return httpx.post(
+    return plain_http.post(
         f"{base_url}/api/v1/plans/{ACME}/start",
         json={"start_now": True},
         headers={"Authorization": f"Bearer {TOKEN}"},
@@ -76,14 +77,14 @@ def test_a_restart_on_a_full_disk_after_a_torn_write_starts_and_fails_closed(tmp
             config = exporter_config(sim.url, actions=settings(disk, cooldown_seconds=0))
             with running_exporter(config) as exp:  # before the fix: OSError (ENOSPC) right here
                 exp.poll()
-                assert httpx.get(exp.url + "/metrics", timeout=10).status_code == 200
+                assert plain_http.get(exp.url + "/metrics", timeout=10).status_code == 200
                 h = {"Authorization": f"Bearer {TOKEN}"}
                 url = f"{exp.url}/api/v1/plans/{ACME}/start"
-                refused = httpx.post(url, json={"start_now": True}, headers=h, timeout=30)
+                refused = plain_http.post(url, json={"start_now": True}, headers=h, timeout=30)
                 assert refused.status_code == 503 and refused.json()["outcome"] == "audit_error"
                 assert sim.world.starts == []
                 filler.unlink()
-                ok = httpx.post(url, json={"start_now": True}, headers=h, timeout=30)
+                ok = plain_http.post(url, json={"start_now": True}, headers=h, timeout=30)
                 assert ok.status_code == 202 and len(sim.world.starts) == 1
         lines = log.read_text().splitlines()
         assert lines[1].startswith(torn_start)  # the torn line, ended: the next record has its own
@@ -107,7 +108,7 @@ def test_a_second_process_on_the_same_audit_log_does_not_enable_actions(tmp_path
                     r = start_acme(server.url)
                     assert r.status_code == 503 and f"pid {os.getpid()}" in r.json()["error"]
                     assert "in use by another exporter process" in r.json()["error"]
-                    assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 200
+                    assert plain_http.get(f"{server.url}/metrics", timeout=10).status_code == 200
                 finally:
                     server.stop()
             finally:
@@ -131,4 +132,4 @@ def test_an_audit_log_that_cannot_be_opened_leaves_actions_off_and_says_why(tmp_
             exp.poll()
             r = start_acme(exp.url)
             assert r.status_code == 503 and "cannot be opened" in r.json()["error"]
-            assert httpx.get(f"{exp.url}/metrics", timeout=10).status_code == 200
+            assert plain_http.get(f"{exp.url}/metrics", timeout=10).status_code == 200

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from exporter.config import ActionSettings, Caller, CollectSettings, PollSettings
 from exporter.secret import Secret
+from tests import plain_http
 from tests.helpers import (
     RunningExporter,
     RunningSim,
@@ -66,7 +66,7 @@ def exporter(tmp_path: Path, sim: RunningSim, collect: bool = True) -> Iterator[
 
 
 def start(exp: RunningExporter) -> None:
-    r = httpx.post(
+    r = plain_http.post(
         f"{exp.url}/api/v1/plans/{PLAN}/start",
         headers={"Authorization": f"Bearer {TOKEN}"},
         json={"start_now": True},
@@ -117,7 +117,9 @@ def test_asked_collections_bring_a_vm_end_within_interval_plus_collection_plus_p
         assert finished is not None and finished >= 2
         assert (value(m, "veeam_em_data_as_of_timestamp_seconds", backup_server=SERVER) or 0) >= asked[-2]
         assert value(m, "veeam_em_last_collection_timestamp_seconds", backup_server=SERVER) is not None
-        page = httpx.get(exp.url + "/status", timeout=10).text  # db still fails over: its server's data age
+        page = plain_http.get(
+            exp.url + "/status", timeout=10
+        ).text  # db still fails over: its server's data age
         assert f"{SERVER} as of " in page and "ago at most" in page
 
 

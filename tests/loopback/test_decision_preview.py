@@ -6,10 +6,10 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import httpx
 import pytest
 
 from exporter.actions.audit import log as audit
+from tests import plain_http
 from tests.helpers import page_form_fields
 from tests.loopback.test_actions import ACME, GLOBEX
 from tests.loopback.test_approval import ADMIN, APPROVER, env
@@ -22,14 +22,14 @@ def test_an_approval_for_a_dry_run_never_starts_a_real_failover(tmp_path: Path) 
         assert e.switches(ADMIN, dry_run=True, reason="rehearsal").status_code == 200
         did = e.start(ACME).json()["request_id"]
         before = e.get("/api/v1/decisions", APPROVER).json()["decisions"][0]["now"]
-        page = httpx.get(f"{e.exp.url}/status/decisions/{did}", timeout=10).text
+        page = plain_http.get(f"{e.exp.url}/status/decisions/{did}", timeout=10).text
         assert before["mode"] == "dry_run" and "Approve: dry run only" in page
         seen = page_form_fields(page)
 
         assert e.switches(ADMIN, dry_run=False, reason="rehearsal over").status_code == 200
         now = e.get("/api/v1/decisions", APPROVER).json()["decisions"][0]["now"]
         assert now["mode"] == "start" and now["fingerprint"] != before["fingerprint"]
-        page = httpx.get(f"{e.exp.url}/status/decisions/{did}", timeout=10).text
+        page = plain_http.get(f"{e.exp.url}/status/decisions/{did}", timeout=10).text
         assert "a real failover start" in page and "dry run (nothing" not in page
         assert "Approve: start the failover" in page
 
@@ -38,7 +38,7 @@ def test_an_approval_for_a_dry_run_never_starts_a_real_failover(tmp_path: Path) 
         assert stale.status_code == 409 and stale.json()["now"]["mode"] == "start", stale.text
         assert "changed since you looked" in stale.json()["reason"] and e.starts() == []
         # the same from the page's form
-        form = httpx.post(
+        form = plain_http.post(
             f"{e.exp.url}/api/v1/decisions/{did}/approve",
             content=f"token={APPROVER}&{seen}",
             headers={"Content-Type": "application/x-www-form-urlencoded"},

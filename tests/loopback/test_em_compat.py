@@ -26,6 +26,7 @@ from exporter.http.server import ServerThread
 from exporter.secret import Secret
 from exporter.simulator import Simulator, World
 from exporter.simulator.scenario import scenario_from_dict
+from tests import plain_http
 from tests.helpers import exporter_config, running_exporter, running_sim, series, utc, value
 
 PLANS = [
@@ -256,7 +257,7 @@ TOKEN = "runbook-token-0123456789"
 
 
 def _start(url: str) -> httpx.Response:
-    return httpx.post(
+    return plain_http.post(
         f"{url}/api/v1/plans/{ACME['plan']}/start",
         headers={"Authorization": f"Bearer {TOKEN}"},
         json={"start_now": True},

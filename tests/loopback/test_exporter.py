@@ -14,6 +14,7 @@ import pytest
 
 from exporter.config import PollSettings
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES
+from tests import plain_http
 from tests.helpers import exporter_config, parse_samples, running_exporter, running_sim, series, utc, value
 from tests.seed_contract import LONG_HISTORY, assert_seed_contract, one_hot
 
@@ -323,7 +324,7 @@ def test_em_failure_sets_up_to_0_keeps_serving_and_recovers(fault: dict[str, Any
         assert value(bad, "veeam_em_last_successful_poll_timestamp_seconds") == value(
             good, "veeam_em_last_successful_poll_timestamp_seconds"
         )
-        assert httpx.get(exp.url + "/healthz").status_code == 200
+        assert plain_http.get(exp.url + "/healthz").status_code == 200
         assert 8.0 <= exp.exporter.poller.next_delay() <= 12.0  # backing off, with jitter
         sim.world.faults.status, sim.world.faults.garbage = None, False
         sim.clock.advance(10)
@@ -337,10 +338,12 @@ def test_em_failure_sets_up_to_0_keeps_serving_and_recovers(fault: dict[str, Any
 def test_unreachable_em(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     with running_exporter(exporter_config("http://127.0.0.1:9", password="s3cret-pw")) as exp:
-        assert httpx.get(exp.url + "/readyz").status_code == 503
+        assert plain_http.get(exp.url + "/readyz").status_code == 503
         exp.poll()
         m = exp.scrape()
-        assert httpx.get(exp.url + "/readyz").status_code == 200  # ready: it answers, and says EM is down
+        assert (
+            plain_http.get(exp.url + "/readyz").status_code == 200
+        )  # ready: it answers, and says EM is down
     assert value(m, "veeam_em_up") == 0
     assert value(m, "veeam_em_poll_errors_total", reason="connect") == 1
     assert value(m, "veeam_em_last_successful_poll_timestamp_seconds") == 0
@@ -355,7 +358,7 @@ def test_bad_credentials_are_counted_and_never_shown(caplog: pytest.LogCaptureFi
         running_exporter(exporter_config(sim.url, password="wrong-pw-123")) as exp,
     ):
         exp.poll()
-        text = httpx.get(exp.url + "/metrics").text
+        text = plain_http.get(exp.url + "/metrics").text
     m = parse_samples(text)
     assert value(m, "veeam_em_up") == 0
     assert value(m, "veeam_em_poll_errors_total", reason="logon") == 1
@@ -407,7 +410,7 @@ def test_promtool_accepts_the_exposition() -> None:
     with running_sim("demo") as sim, running_exporter(exporter_config(sim.url)) as exp:
         sim.clock.advance(200)
         exp.poll()
-        text = httpx.get(exp.url + "/metrics").text
+        text = plain_http.get(exp.url + "/metrics").text
     assert "veeam_failover_vm_state" in text
     proc = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
@@ -439,5 +442,5 @@ def test_openmetrics_gzip_and_caching() -> None:
 
 def test_landing_page_links() -> None:
     with running_exporter(exporter_config("http://127.0.0.1:9")) as exp:
-        r = httpx.get(exp.url + "/")
+        r = plain_http.get(exp.url + "/")
     assert r.status_code == 200 and 'href="metrics"' in r.text and "http://127.0.0.1:9/api" in r.text

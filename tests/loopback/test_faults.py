@@ -9,11 +9,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 
 from exporter.config import PollSettings
 from exporter.simulator.scenario import stable_id
+from tests import plain_http
 from tests.helpers import exporter_config, running_exporter, running_sim, series, value
 
 PLAN = {"backup_server": "vbr", "plan": "P"}
@@ -55,7 +55,7 @@ def test_breaking_faults(fault: dict[str, Any], reason: str, em: dict[str, Any])
         sim.world.faults.update(fault)
         exp.poll()
         bad = exp.scrape()  # /metrics still answers
-        assert httpx.get(exp.url + "/healthz").status_code == 200
+        assert plain_http.get(exp.url + "/healthz").status_code == 200
         assert value(bad, "veeam_em_up") == 0
         assert value(bad, "veeam_em_poll_errors_total", reason=reason) == 1
         # the last known picture stays, with its age in the last-success timestamp
@@ -195,9 +195,9 @@ def test_faults_from_the_scenario_and_over_http() -> None:
     with running_sim({**SCENARIO, "faults": {"status": 503, "remaining": 2}}) as sim:
         h = {"X-RestSvcSessionId": "x"}
         assert [
-            httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code for _ in range(3)
+            plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code for _ in range(3)
         ] == [503, 503, 401]
-        r = httpx.post(sim.url + "/_sim/faults", json={"truncat": True})
+        r = plain_http.post(sim.url + "/_sim/faults", json={"truncat": True})
         assert r.status_code == 400 and "unknown fault 'truncat'" in r.json()["error"]
-        assert httpx.post(sim.url + "/_sim/faults", json={"truncate": True}).status_code == 200
+        assert plain_http.post(sim.url + "/_sim/faults", json={"truncate": True}).status_code == 200
         assert sim.world.faults.truncate is True

@@ -24,6 +24,7 @@ from exporter.http.server import ServerThread
 from exporter.secret import Secret
 from exporter.simulator.logons import Logon
 from exporter.wiring import Exporter
+from tests import plain_http
 from tests.helpers import exporter_config, page_form_fields, running_sim
 from tests.procs import free_port, wait_ready
 from tests.receiver import running_receiver
@@ -49,13 +50,15 @@ def test_auth_on_the_listener_leaves_probes_and_actions_alone(mode: str) -> None
         server = ServerThread(exporter.app).start()
         try:
             for path in ("/metrics", "/status", "/"):
-                assert httpx.get(server.url + path).status_code == 401
-                r = httpx.get(server.url + path, headers={"Authorization": bad})
+                assert plain_http.get(server.url + path).status_code == 401
+                r = plain_http.get(server.url + path, headers={"Authorization": bad})
                 assert r.status_code == 401 and r.headers["www-authenticate"].lower().startswith(mode)
-                assert httpx.get(server.url + path, headers={"Authorization": good}).status_code == 200
-            assert httpx.get(server.url + "/healthz").status_code == 200
-            assert httpx.get(server.url + "/readyz").status_code in (200, 503)
-            assert httpx.get(server.url + "/api/v1/actions").status_code == 404  # its own guard: actions off
+                assert plain_http.get(server.url + path, headers={"Authorization": good}).status_code == 200
+            assert plain_http.get(server.url + "/healthz").status_code == 200
+            assert plain_http.get(server.url + "/readyz").status_code in (200, 503)
+            assert (
+                plain_http.get(server.url + "/api/v1/actions").status_code == 404
+            )  # its own guard: actions off
         finally:
             server.stop()
 
@@ -76,7 +79,7 @@ def test_tls_on_the_listener(tmp_path: Path) -> None:
             )
             assert server.url.startswith("https://") and r.status_code == 200
             with pytest.raises(httpx.ConnectError):
-                httpx.get(server.url + "/metrics")  # not trusted without the CA
+                plain_http.get(server.url + "/metrics")  # not trusted without the CA
         finally:
             server.stop()
 
@@ -166,57 +169,57 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 time.sleep(1)
                 h = {"Authorization": f"Bearer {TOKEN}"}
                 responses = [
-                    httpx.get(url + "/metrics", auth=auth),
-                    httpx.get(url + "/status", auth=auth),
-                    httpx.get(url + "/", auth=auth),
-                    httpx.get(url + "/metrics"),
-                    httpx.post(
+                    plain_http.get(url + "/metrics", auth=auth),
+                    plain_http.get(url + "/status", auth=auth),
+                    plain_http.get(url + "/", auth=auth),
+                    plain_http.get(url + "/metrics"),
+                    plain_http.post(
                         url + "/api/v1/plans/ABC Company Failover Plan/start",
                         json={"start_now": True, "dry_run": True},
                         headers=h,
                     ),
-                    httpx.post(
+                    plain_http.post(
                         url + "/api/v1/plans/x/start",
                         json={"start_now": True},
                         headers={"Authorization": f"Bearer {TOKEN}x"},
                     ),
-                    httpx.post(
+                    plain_http.post(
                         url + "/api/v1/alertmanager",
                         content=b"{bad",
                         headers={**h, "Content-Type": "application/json"},
                     ),
-                    httpx.get(url + "/api/v1/actions", headers=h),
-                    httpx.put(
+                    plain_http.get(url + "/api/v1/actions", headers=h),
+                    plain_http.put(
                         url + "/api/v1/switches",
                         json={"dry_run": True, "reason": "drill"},
                         headers={"Authorization": f"Bearer {APPROVER_TOKEN}"},
                     ),
                     # a forged log line, were request values logged as they came
-                    httpx.post(
+                    plain_http.post(
                         url + "/api/v1/plans/x%0d%0aFORGED%20INFO%20line%1b%5b31m/start",
                         json={"start_now": True},
                         headers=h,
                     ),
                 ]
                 decision = responses[4].json()["request_id"]  # the dry run start: it waits for approval
-                seen = page_form_fields(httpx.get(f"{url}/status/decisions/{decision}", auth=auth).text)
+                seen = page_form_fields(plain_http.get(f"{url}/status/decisions/{decision}", auth=auth).text)
                 for body in (f"token={APPROVER_TOKEN}&{seen}", f"token={TOKEN}&{seen}"):
                     responses.append(
-                        httpx.post(
+                        plain_http.post(
                             f"{url}/api/v1/decisions/{decision}/approve",
                             content=body,
                             headers={"Content-Type": "application/x-www-form-urlencoded"},
                         )
                     )
-                responses.append(httpx.get(f"{url}/api/v1/decisions", headers=h))
-                responses.append(httpx.get(f"{url}/status/decisions/{decision}", auth=auth))
+                responses.append(plain_http.get(f"{url}/api/v1/decisions", headers=h))
+                responses.append(plain_http.get(f"{url}/status/decisions/{decision}", auth=auth))
                 deadline = time.monotonic() + 10
                 while len(hook.received) < 6 and time.monotonic() < deadline:
                     time.sleep(0.1)
                 sim.world.faults.update({"refuse_logon": True})
                 sim.world.expire_tokens()
                 time.sleep(1.5)  # a failed logon, on the record
-                responses.append(httpx.get(url + "/metrics", auth=auth))
+                responses.append(plain_http.get(url + "/metrics", auth=auth))
                 outputs += [r.text for r in responses] + [str(dict(r.headers)) for r in responses]
             finally:
                 proc.send_signal(signal.SIGTERM)

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from prometheus_client.exposition import choose_encoder
 
 from exporter.config import Config
 from exporter.metrics.offload import Offload
+from tests import plain_http
 from tests.helpers import exporter_config, running_exporter, running_sim, value
 
 SCENARIO = {
@@ -52,7 +52,7 @@ def test_helper_process_renders_the_same_exposition_as_inline() -> None:
         assert offload.jobs >= 3  # the plans, a page of sessions, the replica points
         for accept in (OPENMETRICS, "text/plain"):
             before = offload.jobs
-            via_helper = httpx.get(exp.url + "/metrics", headers={"Accept": accept}).content
+            via_helper = plain_http.get(exp.url + "/metrics", headers={"Accept": accept}).content
             assert offload.jobs == before + 1
             encoder, _ = choose_encoder(accept)
             inline = encoder(exp.exporter.registry)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from exporter.config import ActionSettings, Caller
@@ -18,6 +17,7 @@ from exporter.secret import Secret
 from exporter.simulator import load_scenario
 from exporter.simulator.profiles import PROFILES, VERSION_PROFILES
 from exporter.simulator.scenario import scenario_from_dict
+from tests import plain_http
 from tests.helpers import exporter_config, running_exporter, running_sim, series, value
 from tests.seed_contract import LONG_HISTORY, assert_seed_contract, one_hot
 
@@ -84,7 +84,7 @@ def test_a_start_is_followed_to_its_session_and_its_end(profile: str, tmp_path: 
         assert len(series(m, "veeam_failover_plan_info")) == 2
         assert series(m, "veeam_failover_session_info") == {}
 
-        r = httpx.post(
+        r = plain_http.post(
             f"{exp.url}/api/v1/plans/{PLAN['plan']}/start",
             headers={"Authorization": f"Bearer {TOKEN}"},
             json={"start_now": True},

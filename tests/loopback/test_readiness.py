@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import pytest
 
 from exporter.config import PollSettings, ReadinessSettings
 from exporter.em.replica_points import EP_POINT_NEWEST, EP_POINT_OF_VM, EP_POINT_QUERY
 from exporter.simulator.profiles import VERSION_PROFILES
+from tests import plain_http
 from tests.helpers import (
     RunningExporter,
     RunningSim,
@@ -198,11 +198,13 @@ def test_a_failover_puts_the_points_in_failover_and_an_undo_takes_them_back() ->
         m = exp.scrape()
         assert latest(m, "web") == before and state(m, "web") == "Failover"
         # no session says so: a VM's newest point is read again while it is in a DR state
-        r = httpx.post(f"{sim.url}/_sim/replica-state", json={"plan": "ACME", "state": "PermanentFailover"})
+        r = plain_http.post(
+            f"{sim.url}/_sim/replica-state", json={"plan": "ACME", "state": "PermanentFailover"}
+        )
         assert r.status_code == 200
         exp.read_points()
         assert state(exp.scrape(), "web") == "PermanentFailover"
-        httpx.post(f"{sim.url}/_sim/replica-state", json={"plan": "ACME", "state": "Ready"})  # an undo
+        plain_http.post(f"{sim.url}/_sim/replica-state", json={"plan": "ACME", "state": "Ready"})  # an undo
         exp.read_points()
         m = exp.scrape()
         assert state(m, "web") == "Ready" and value(m, "veeam_failover_plan_vms_in_failover", **ACME) == 0
@@ -272,9 +274,9 @@ def test_status_shows_readiness_and_escapes_what_em_names() -> None:
         ],
     }
     with running_sim(scenario(extra_plans=[evil])) as sim, exporter(sim) as exp:
-        before = httpx.get(exp.url + "/status").text
+        before = plain_http.get(exp.url + "/status").text
         exp.read_points()
-        page = httpx.get(exp.url + "/status").text
+        page = plain_http.get(exp.url + "/status").text
     assert "replica points not read yet" in before
     section = page[page.index("<h2>Readiness</h2>") :]
     assert "&lt;b&gt;x&lt;/b&gt;" in section and "<b>x</b>" not in section
@@ -290,7 +292,7 @@ def test_a_failed_read_is_counted_and_keeps_what_was_known(fault: dict[str, Any]
     with running_sim(scenario()) as sim, exporter(sim) as exp:
         exp.read_points()
         known = latest(exp.scrape(), "web")
-        httpx.post(f"{sim.url}/_sim/faults", json={**fault, "remaining": 1})
+        plain_http.post(f"{sim.url}/_sim/faults", json={**fault, "remaining": 1})
         assert exp.exporter.readiness.read_once()  # a problem, logged by the loop
         exp.exporter.exposition.refresh()
         m = exp.scrape()
@@ -305,7 +307,7 @@ def test_a_read_beside_a_poll_is_not_counted_as_the_poll_requests() -> None:
     points_route = "GET /api/query?type=CloudVmReplicaPoint"
     with running_sim(scenario()) as sim, exporter(sim) as exp:
         exp.read_points()
-        httpx.post(f"{sim.url}/_sim/faults", json={"latency": 0.3})
+        plain_http.post(f"{sim.url}/_sim/faults", json={"latency": 0.3})
         sim.clock.advance(3 * 900)  # new points: the read below takes a few requests, 0.3 s each
         before = dict(sim.world.requests)
         reader = threading.Thread(target=exp.exporter.readiness.read_once)

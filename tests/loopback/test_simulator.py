@@ -6,13 +6,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from exporter.em import answers, parse, xmldoc
 from exporter.simulator import ManualClock, World
 from exporter.simulator.query import FilterError, compile_filter
 from exporter.simulator.scenario import ScenarioError, scenario_from_dict
+from tests import plain_http
 from tests.helpers import RunningSim, running_sim
 
 SEED_PLAN_ID = "e7ca6822-a87f-443d-8aae-8005970543bf"
@@ -26,20 +26,20 @@ def sim() -> Iterator[RunningSim]:
 
 
 def logon(sim: RunningSim) -> str:
-    r = httpx.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "admin"))
+    r = plain_http.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "admin"))
     assert r.status_code == 201
     assert r.headers["set-cookie"].startswith("X-RestSvcSessionId=")
     return r.headers["X-RestSvcSessionId"]
 
 
 def test_entry_point_needs_no_auth(sim: RunningSim) -> None:
-    r = httpx.get(sim.url + "/api/")
+    r = plain_http.get(sim.url + "/api/")
     assert r.status_code == 200
     assert b"<EnterpriseManager" in r.content and b'SupportedVersion Name="v1_7"' in r.content
 
 
 def test_bad_logon_gets_401_with_challenge_and_error_body(sim: RunningSim) -> None:
-    r = httpx.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "nope"))
+    r = plain_http.post(sim.url + "/api/sessionMngr/?v=latest", auth=("admin", "nope"))
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Basic Realm=RestSvc"
     assert answers.parse_error_message(r.content) == "Login failed: wrong user name or password."
@@ -47,7 +47,7 @@ def test_bad_logon_gets_401_with_challenge_and_error_body(sim: RunningSim) -> No
 
 def test_missing_or_unknown_token_gets_401_error(sim: RunningSim) -> None:
     for headers in ({}, {"X-RestSvcSessionId": "bogus"}):
-        r = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=headers)
+        r = plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=headers)
         assert r.status_code == 401
         assert "expired" in answers.parse_error_message(r.content)
 
@@ -55,27 +55,27 @@ def test_missing_or_unknown_token_gets_401_error(sim: RunningSim) -> None:
 def test_cookie_wins_over_header(sim: RunningSim) -> None:
     token = logon(sim)
     url = sim.url + "/api/cloud/cloudFailoverPlans"
-    ok = httpx.get(url, headers={"X-RestSvcSessionId": "bogus", "Cookie": f"X-RestSvcSessionId={token}"})
+    ok = plain_http.get(url, headers={"X-RestSvcSessionId": "bogus", "Cookie": f"X-RestSvcSessionId={token}"})
     assert ok.status_code == 200
-    bad = httpx.get(url, headers={"X-RestSvcSessionId": token, "Cookie": "X-RestSvcSessionId=bogus"})
+    bad = plain_http.get(url, headers={"X-RestSvcSessionId": token, "Cookie": "X-RestSvcSessionId=bogus"})
     assert bad.status_code == 401
 
 
 def test_logout_then_the_token_is_dead(sim: RunningSim) -> None:
     token = logon(sim)
     h = {"X-RestSvcSessionId": token}
-    sessions = httpx.get(sim.url + "/api/logonSessions", headers=h)
+    sessions = plain_http.get(sim.url + "/api/logonSessions", headers=h)
     sid = xmldoc.parse_document(sessions.content)[0].findtext("{http://www.veeam.com/ent/v1.0}SessionId")
-    assert httpx.delete(f"{sim.url}/api/logonSessions/{sid}", headers=h).status_code == 204
-    assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 401
+    assert plain_http.delete(f"{sim.url}/api/logonSessions/{sid}", headers=h).status_code == 204
+    assert plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 401
 
 
 def test_plans_as_refs_entities_and_json(sim: RunningSim) -> None:
     h = {"X-RestSvcSessionId": logon(sim)}
-    refs = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h)
+    refs = plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h)
     assert b"<EntityReferences" in refs.content and b'Type="FailoverPlanReference"' in refs.content
     plans, errors = parse.parse_plans(
-        httpx.get(sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers=h).content
+        plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers=h).content
     )
     assert errors == ()
     assert [(p.id, p.name, p.tenant, p.backup_server, p.vms) for p in plans] == [
@@ -87,7 +87,7 @@ def test_plans_as_refs_entities_and_json(sim: RunningSim) -> None:
             ("filesrv03", "filesrv04"),
         )
     ]
-    js = httpx.get(
+    js = plain_http.get(
         sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers={**h, "Accept": "application/json"}
     )
     assert js.headers["content-type"].startswith("application/json")
@@ -103,11 +103,11 @@ def test_plans_as_refs_entities_and_json(sim: RunningSim) -> None:
 
 def test_seed_session_served_as_documented(sim: RunningSim) -> None:
     h = {"X-RestSvcSessionId": logon(sim)}
-    r = httpx.get(f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity", headers=h)
+    r = plain_http.get(f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity", headers=h)
     assert r.status_code == 200
     seed = (Path(__file__).parents[1] / "unit" / "fixtures" / "seed_session.xml").read_bytes()
     assert parse.parse_session(r.content) == parse.parse_session(seed)
-    js = httpx.get(
+    js = plain_http.get(
         f"{sim.url}/api/cloud/failoverSessions/{SEED_SESSION_ID}?format=Entity",
         headers={**h, "Accept": "application/json"},
     ).json()
@@ -121,28 +121,28 @@ def test_start_task_lifecycle_with_related_session(sim: RunningSim) -> None:
         b'<?xml version="1.0" encoding="utf-8"?><CloudFailoverPlanManagementSpec '
         b'xmlns="http://www.veeam.com/ent/v1.0"><StartNow>true</StartNow></CloudFailoverPlanManagementSpec>'
     )
-    r = httpx.post(
+    r = plain_http.post(
         f"{sim.url}/api/cloud/cloudFailoverPlans/{SEED_PLAN_ID}?action=start", headers=h, content=body
     )
     assert r.status_code == 202
     task = parse.parse_task(r.content)
     assert (task.id, task.state, task.related_session_id) == ("task-1", "Running", None)
-    running = parse.parse_task(httpx.get(f"{sim.url}/api/tasks/task-1", headers=h).content)
+    running = parse.parse_task(plain_http.get(f"{sim.url}/api/tasks/task-1", headers=h).content)
     assert running.state == "Running"
     sim.clock.advance(5)
-    done = parse.parse_task(httpx.get(f"{sim.url}/api/tasks/task-1", headers=h).content)
+    done = parse.parse_task(plain_http.get(f"{sim.url}/api/tasks/task-1", headers=h).content)
     assert done.state == "Finished" and done.success is True and done.related_session_id
     s = parse.parse_session(
-        httpx.get(
+        plain_http.get(
             f"{sim.url}/api/cloud/failoverSessions/{done.related_session_id}?format=Entity", headers=h
         ).content
     )
     assert s.plan == "ABC Company Failover Plan" and s.state == "Working"
     # another logon session cannot see the task; delete removes it
     other = {"X-RestSvcSessionId": logon(sim)}
-    assert httpx.get(f"{sim.url}/api/tasks/task-1", headers=other).status_code == 404
-    assert httpx.delete(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 204
-    assert httpx.get(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 404
+    assert plain_http.get(f"{sim.url}/api/tasks/task-1", headers=other).status_code == 404
+    assert plain_http.delete(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 204
+    assert plain_http.get(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_start_task_lifecycle_with_related_session(sim: RunningSim) -> None:
 )
 def test_bad_start_bodies_get_400(sim: RunningSim, ctype: str, body: bytes, message: str) -> None:
     h = {"X-RestSvcSessionId": logon(sim), "Content-Type": ctype}
-    r = httpx.post(
+    r = plain_http.post(
         f"{sim.url}/api/cloud/cloudFailoverPlans/{SEED_PLAN_ID}?action=start", headers=h, content=body
     )
     assert r.status_code == 400 and answers.parse_error_message(r.content) == message
@@ -181,7 +181,7 @@ def test_query_filter_sort_and_paging() -> None:
     }
     with running_sim(scenario) as sim:
         h = {"X-RestSvcSessionId": logon(sim)}
-        r = httpx.get(
+        r = plain_http.get(
             sim.url + "/api/query",
             headers=h,
             params={
@@ -196,16 +196,16 @@ def test_query_filter_sort_and_paging() -> None:
         assert (page.page_num, page.pages_count) == (1, 2)
         assert [s.plan for s in page.items] == ["P1"]
         assert page.next_path is not None and "page=2" in page.next_path and "filter=Result" in page.next_path
-        r2 = httpx.get(page.next_path, headers=h)
+        r2 = plain_http.get(page.next_path, headers=h)
         assert [s.plan for s in parse.parse_session_query(r2.content).items] == ["P3"]
-        js = httpx.get(
+        js = plain_http.get(
             sim.url + "/api/query",
             headers={**h, "Accept": "application/json"},
             params={"type": "CloudFailoverSession", "format": "Entities"},
         ).json()
         assert js["PagingInfo"]["PageSize"] == 100  # the real default, whatever the docs say
         assert len(js["Entities"]["CloudFailoverSessions"]["CloudFailoverSessions"]) == 5
-        bad = httpx.get(
+        bad = plain_http.get(
             sim.url + "/api/query", headers=h, params={"type": "CloudFailoverSession", "filter": "(("}
         )
         assert bad.status_code == 400
@@ -232,17 +232,17 @@ def test_filter_language() -> None:
 def test_camel_case_json_like_em13() -> None:
     with running_sim({"json_case": "camel", "plans": [{"name": "P", "vms": ["a"]}]}) as sim:
         h = {"X-RestSvcSessionId": logon(sim), "Accept": "application/json"}
-        plan = httpx.get(sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers=h).json()
+        plan = plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans?format=Entity", headers=h).json()
         first = plan["cloudFailoverPlans"][0]
         assert first["name"] == "P" and "uid" in first and "links" in first
 
 
 def test_fault_switches_over_http(sim: RunningSim) -> None:
     h = {"X-RestSvcSessionId": logon(sim)}
-    httpx.post(sim.url + "/_sim/faults", content=json.dumps({"status": 503, "remaining": 1}))
-    assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 503
-    assert httpx.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 200
-    stats = httpx.get(sim.url + "/_sim/stats").json()
+    plain_http.post(sim.url + "/_sim/faults", content=json.dumps({"status": 503, "remaining": 1}))
+    assert plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 503
+    assert plain_http.get(sim.url + "/api/cloud/cloudFailoverPlans", headers=h).status_code == 200
+    stats = plain_http.get(sim.url + "/_sim/stats").json()
     assert stats["requests"]["GET /api/cloud/cloudFailoverPlans"] == 2
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import httpx
 import pytest
 
 from exporter.config import ConfigError
 from exporter.config.load import build_config
 from exporter.logs import escape
+from tests import plain_http
 from tests.loopback.test_actions import ACME, LIMITED_TOKEN, env
 
 
@@ -60,7 +60,7 @@ def test_a_restricted_caller_cannot_tell_not_allowed_from_no_such_plan(tmp_path:
         assert theirs.status_code == nothing.status_code == 403
         assert theirs.json()["reason"] == nothing.json()["reason"]
         assert set(theirs.json()) == set(nothing.json()) == {"request_id", "outcome", "reason"}
-        listed = httpx.get(
+        listed = plain_http.get(
             f"{e.exp.url}/api/v1/actions", headers={"Authorization": f"Bearer {LIMITED_TOKEN}"}, timeout=10
         ).json()["actions"]
         assert len(listed) == 2

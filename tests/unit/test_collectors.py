@@ -16,8 +16,8 @@ from exporter.em.model import Plan
 from exporter.metrics import textformat
 from exporter.metrics.collectors import HealthCollector, failover_families
 from exporter.metrics.exposition import failover_data, render_failover
-from exporter.polling.readiness_state import LatestPoint, Readiness
 from exporter.polling.snapshot import Snapshot, Store
+from exporter.readiness.state import LatestPoint, Readiness
 from tests.helpers import parse_samples, utc, value
 
 HERE = Path(__file__).parent

@@ -8,6 +8,7 @@ import contextlib
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from exporter.em.errors import ParseError
 from exporter.http.request_body import BadRequest
 from exporter.simulator.query import FilterError, compile_filter
 
+pytestmark = pytest.mark.fuzz  # out of the fast loop: scripts/test -m "not e2e and not fuzz"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PARSERS = [
     parse.parse_session,

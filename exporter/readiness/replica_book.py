@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from exporter.em.model import DR_STATES, ReplicaPoint
-from exporter.polling.readiness_state import LatestPoint, PlanKey, Readiness, VmKey
+from exporter.readiness.state import LatestPoint, PlanKey, Readiness, VmKey
 
 
 class ReplicaBook:

@@ -11,7 +11,7 @@ Points name their VM and backup server, not a plan: they meet plan VMs by (backu
   new that is a request or two; with new points, a page per `em.page_size` of them.
 - A point's State changes without a new point (failover, undo, failback): the points a recent failover
   session names, and the newest point of each VM in a DR state, are read again by ID each read.
-- A VM with no point, or one older than its RPO, is asked for by name (readiness_checks.py).
+- A VM with no point, or one older than its RPO, is asked for by name (checks.py).
 No DateTime filter is sent: before 13.x EM does not say whether it reads one as UTC or local time.
 """
 
@@ -23,15 +23,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from exporter.background_loop import BackgroundLoop
 from exporter.config import ReadinessSettings
 from exporter.em.errors import EMError
 from exporter.em.model import LookupForm, Page, Plan, ReplicaPoint, Session
 from exporter.em.stats import APART_FROM_POLLS
-from exporter.polling.loop import BackgroundLoop
-from exporter.polling.readiness_checks import ChecksByName
-from exporter.polling.readiness_state import VmKey
-from exporter.polling.replica_book import ReplicaBook
 from exporter.polling.snapshot import Store
+from exporter.readiness.checks import ChecksByName
+from exporter.readiness.replica_book import ReplicaBook
+from exporter.readiness.state import VmKey
 
 if TYPE_CHECKING:  # the client is passed in; only its type is needed here
     from exporter.em.client import EMClient

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from exporter.config import ReadinessSettings
 from exporter.em.errors import EMError
 from exporter.em.model import Plan
-from exporter.polling.readiness_state import VmKey
-from exporter.polling.replica_book import ReplicaBook
+from exporter.readiness.replica_book import ReplicaBook
+from exporter.readiness.state import VmKey
 
 if TYPE_CHECKING:  # the client is passed in; only its type is needed here
     from exporter.em.client import EMClient

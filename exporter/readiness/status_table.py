@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from exporter.em.model import DR_STATES, Plan
 from exporter.http.page_parts import age, e, table, ts, when
-from exporter.polling.readiness_state import LatestPoint
 from exporter.polling.snapshot import Snapshot
+from exporter.readiness.state import LatestPoint
 
 MAX_ATTENTION_ROWS = 500  # a page for people: beyond this, the dashboards
 

@@ -13,8 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from exporter.em.errors import REASONS
 from exporter.em.model import REPLICA_POINT_STATES, Plan, Session
 from exporter.metrics.textformat import RowGauge
-from exporter.polling.readiness_state import LatestPoint, Readiness
 from exporter.polling.snapshot import Snapshot
+from exporter.readiness.state import LatestPoint, Readiness
 
 _READ = " Read from EM's replica points by the readiness reader; served from its last snapshot."
 _V = ["backup_server", "plan", "vm"]
