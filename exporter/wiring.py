@@ -108,7 +108,7 @@ class Exporter:
             lifespan=self._lifespan,
             extra_routes=action_routes(self.actions, unavailable),
             actions_view=None if self.actions is None else self._actions_view,
-            data_as_of=lambda: data_as_of(self.store.current().sessions, self.collections.stats()[2]),
+            data_as_of=lambda: data_as_of(self.store.current().sessions),
             web=config.web,
         )
 

@@ -8,7 +8,7 @@
           {
             alert: "VeeamFailoverRPOAtRisk",
             expr: |||
-              (vm:veeam_failover_restore_point_age_seconds:elapsed{%(selector)s}
+              ((time() - veeam_failover_plan_vm_latest_restore_point_timestamp_seconds{%(selector)s})
               > on (job, instance, backup_server, plan) group_left () veeam_failover_plan_rpo_seconds{%(selector)s}
               unless on (job, instance, backup_server, plan, vm) (veeam_failover_plan_vm_restore_point_state{%(selector)s, state=~"Failover|Failback|PermanentFailover"} == 1))
               * on (job, instance, backup_server, plan) group_left (tenant) veeam_failover_plan_info{%(selector)s}
@@ -113,7 +113,8 @@
               (plan:veeam_failover_session_active:max{%(selector)s} == 1
               and on (job, instance, backup_server, plan) changes(veeam_failover_session_progress_ratio{%(selector)s}[%(stallWindow)s]) == 0
               and on (job, instance, backup_server, plan) (veeam_failover_session_start_timestamp_seconds{%(selector)s}
-                == veeam_failover_session_start_timestamp_seconds{%(selector)s} offset %(stallWindow)s))
+                == veeam_failover_session_start_timestamp_seconds{%(selector)s} offset %(stallWindow)s)
+              and on (job, instance, backup_server) changes(veeam_em_data_as_of_timestamp_seconds{%(selector)s}[%(stallWindow)s]) > 0)
               * on (job, instance, backup_server, plan) group_left (tenant) veeam_failover_plan_info{%(selector)s}
             ||| % $._config,
             "for": "5m",
@@ -122,8 +123,28 @@
             },
             annotations: {
               summary: "A running cloud failover has made no progress.",
-              description: "The failover of plan {{ $labels.plan }} on {{ $labels.backup_server }} has been at the same progress for %(stallWindow)s while still running." % $._config,
+              description: "The failover of plan {{ $labels.plan }} on {{ $labels.backup_server }} has been at the same progress for %(stallWindow)s while still running, and EM has shown newer data of that backup server meanwhile." % $._config,
               runbook_url: $._config.runbookURLPattern % "veeamfailoverstalled",
+            },
+          },
+          {
+            alert: "VeeamFailoverProgressUnknown",
+            expr: |||
+              (plan:veeam_failover_session_active:max{%(selector)s} == 1
+              and on (job, instance, backup_server, plan) changes(veeam_failover_session_progress_ratio{%(selector)s}[%(stallWindow)s]) == 0
+              and on (job, instance, backup_server, plan) (veeam_failover_session_start_timestamp_seconds{%(selector)s}
+                == veeam_failover_session_start_timestamp_seconds{%(selector)s} offset %(stallWindow)s)
+              unless on (job, instance, backup_server) changes(veeam_em_data_as_of_timestamp_seconds{%(selector)s}[%(stallWindow)s]) > 0)
+              * on (job, instance, backup_server, plan) group_left (tenant) veeam_failover_plan_info{%(selector)s}
+            ||| % $._config,
+            "for": "5m",
+            labels: {
+              severity: "warning",
+            },
+            annotations: {
+              summary: "A running cloud failover's progress cannot be judged: EM shows nothing new.",
+              description: "The failover of plan {{ $labels.plan }} on {{ $labels.backup_server }} shows the same progress for %(stallWindow)s, but EM has shown nothing newer of that backup server in that time: it may not have collected from it (every 15 minutes by default). Stalled or not cannot be told." % $._config,
+              runbook_url: $._config.runbookURLPattern % "veeamfailoverprogressunknown",
             },
           },
           {
@@ -145,7 +166,8 @@
           {
             alert: "VeeamFailoverRestorePointTooOld",
             expr: |||
-              (vm:veeam_failover_data_loss_seconds:elapsed{%(selector)s} > %(rpoSeconds)s
+              (((veeam_failover_vm_start_timestamp_seconds{%(selector)s} - veeam_failover_vm_restore_point_timestamp_seconds{%(selector)s}) > on (job, instance, backup_server, plan) group_left () veeam_failover_plan_rpo_seconds{%(selector)s}
+               or ((veeam_failover_vm_start_timestamp_seconds{%(selector)s} - veeam_failover_vm_restore_point_timestamp_seconds{%(selector)s}) > %(rpoSeconds)s unless on (job, instance, backup_server, plan) veeam_failover_plan_rpo_seconds{%(selector)s}))
               and on (job, instance, backup_server, plan, vm) time() - veeam_failover_vm_start_timestamp_seconds{%(selector)s} < %(recentSeconds)s)
               * on (job, instance, backup_server, plan) group_left (tenant) veeam_failover_plan_info{%(selector)s}
             ||| % $._config,
@@ -153,8 +175,8 @@
               severity: "warning",
             },
             annotations: {
-              summary: "A VM failed over to a restore point older than the RPO.",
-              description: "VM {{ $labels.vm }} of plan {{ $labels.plan }} fails over to a restore point {{ $value | humanizeDuration }} older than its failover start (RPO {{ %(rpoSeconds)s | humanizeDuration }}): that much data is lost." % $._config,
+              summary: "A VM failed over to a restore point older than its plan's RPO.",
+              description: "VM {{ $labels.vm }} of plan {{ $labels.plan }} fails over to a restore point {{ $value | humanizeDuration }} older than its failover start, more than the plan's RPO: that much data is lost.",
               runbook_url: $._config.runbookURLPattern % "veeamfailoverrestorepointtooold",
             },
           },
@@ -227,7 +249,7 @@
             },
             annotations: {
               summary: "Enterprise Manager's data of a backup server with a running failover is old.",
-              description: "A failover runs on {{ $labels.backup_server }}, but the newest data Enterprise Manager has of it is {{ $value | humanizeDuration }} old: what the dashboards show of it is that far behind.",
+              description: "A failover runs on {{ $labels.backup_server }}, but the newest event Enterprise Manager shows of it is {{ $value | humanizeDuration }} old: EM may not have collected from it since, and what the dashboards show of it may be that far behind.",
               runbook_url: $._config.runbookURLPattern % "veeamfailoveremdataold",
             },
           },

@@ -35,7 +35,7 @@ SETTINGS: dict[str, Setting] = {
         'job="veeam-failover-exporter"',
         "selector",
         "every rule and dashboard query selects the exporter's series with this (its scrape job, as the "
-        "Helm chart's ServiceMonitor and examples/prometheus.yml name it)",
+        "Helm chart's ServiceMonitor and docs/monitoring.md name it)",
     ),
     "runbookURLPattern": Setting(
         "https://github.com/veeam-failover-exporter/veeam-failover-exporter/blob/main/docs/runbooks.md#%s",

@@ -123,7 +123,11 @@ def readiness_alerts(cfg: Config) -> list[dict[str, Any]]:
             "VeeamFailoverRPOAtRisk",
             with_tenant(
                 cfg,
-                at_risk(m, m("vm:veeam_failover_restore_point_age_seconds:elapsed")),
+                # the age from the point's time, not the recording rule: an alert group may be evaluated
+                # before the records' group in the same round (promtool showed it a minute old)
+                at_risk(
+                    m, f"(time() - {m('veeam_failover_plan_vm_latest_restore_point_timestamp_seconds')})"
+                ),
             ),
             "warning",
             "A plan VM's newest replica point is older than the plan's RPO.",
@@ -163,6 +167,21 @@ def failover_rules(cfg: Config) -> list[dict[str, Any]]:
 
     recent = cfg["recentSeconds"]
     active = f"{m('plan:veeam_failover_session_active:max')} == 1"
+    window = cfg["stallWindow"]
+    start = m("veeam_failover_session_start_timestamp_seconds")
+    # running, progress unchanged for a whole window, and the same session already ran a window ago
+    stuck = (
+        f"{active}\nand on ({P}) changes({m('veeam_failover_session_progress_ratio')}[{window}]) == 0\n"
+        f"and on ({P}) ({start}\n  == {start} offset {window})"
+    )
+    # EM has shown something newer of the backup server within the window: its data is that fresh
+    em_showed_news = f"changes({m('veeam_em_data_as_of_timestamp_seconds')}[{window}]) > 0"
+    # the data a VM loses: from its restore point to its failover's start (not the recording rule, which
+    # another group may not have evaluated yet this round)
+    loss = (
+        f"({m('veeam_failover_vm_start_timestamp_seconds')} - "
+        f"{m('veeam_failover_vm_restore_point_timestamp_seconds')})"
+    )
     return [
         alert(
             cfg,
@@ -205,18 +224,23 @@ def failover_rules(cfg: Config) -> list[dict[str, Any]]:
         alert(
             cfg,
             "VeeamFailoverStalled",
-            with_tenant(
-                cfg,
-                f"{active}\n"
-                f"and on ({P}) changes({m('veeam_failover_session_progress_ratio')}[{cfg['stallWindow']}]) == 0\n"
-                # the same session already ran a whole window ago
-                f"and on ({P}) ({m('veeam_failover_session_start_timestamp_seconds')}\n"
-                f"  == {m('veeam_failover_session_start_timestamp_seconds')} offset {cfg['stallWindow']})",
-            ),
+            with_tenant(cfg, f"{stuck}\nand on (job, instance, backup_server) {em_showed_news}"),
             "critical",
             "A running cloud failover has made no progress.",
             "The failover of plan {{ $labels.plan }} on {{ $labels.backup_server }} has been at the same "
-            f"progress for {cfg['stallWindow']} while still running.",
+            f"progress for {cfg['stallWindow']} while still running, and EM has shown newer data of that "
+            "backup server meanwhile.",
+            for_="5m",
+        ),
+        alert(
+            cfg,
+            "VeeamFailoverProgressUnknown",
+            with_tenant(cfg, f"{stuck}\nunless on (job, instance, backup_server) {em_showed_news}"),
+            "warning",
+            "A running cloud failover's progress cannot be judged: EM shows nothing new.",
+            "The failover of plan {{ $labels.plan }} on {{ $labels.backup_server }} shows the same progress "
+            f"for {cfg['stallWindow']}, but EM has shown nothing newer of that backup server in that time: "
+            "it may not have collected from it (every 15 minutes by default). Stalled or not cannot be told.",
             for_="5m",
         ),
         alert(
@@ -237,14 +261,16 @@ def failover_rules(cfg: Config) -> list[dict[str, Any]]:
             "VeeamFailoverRestorePointTooOld",
             with_tenant(
                 cfg,
-                f"{m('vm:veeam_failover_data_loss_seconds:elapsed')} > {cfg['rpoSeconds']}\n"
+                # the plan's own RPO (veeam_failover_plan_rpo_seconds), else rpoSeconds
+                f"({loss} > on ({P}) group_left () {m('veeam_failover_plan_rpo_seconds')}\n"
+                f" or ({loss} > {cfg['rpoSeconds']} unless on ({P}) {m('veeam_failover_plan_rpo_seconds')}))\n"
                 f"and on ({V}) time() - {m('veeam_failover_vm_start_timestamp_seconds')} < {recent}",
             ),
             "warning",
-            "A VM failed over to a restore point older than the RPO.",
+            "A VM failed over to a restore point older than its plan's RPO.",
             "VM {{ $labels.vm }} of plan {{ $labels.plan }} fails over to a restore point "
-            "{{ $value | humanizeDuration }} older than its failover start "
-            f"(RPO {{{{ {cfg['rpoSeconds']} | humanizeDuration }}}}): that much data is lost.",
+            "{{ $value | humanizeDuration }} older than its failover start, more than the plan's RPO: that "
+            "much data is lost.",
         ),
     ]
 
@@ -300,8 +326,9 @@ def health_rules(cfg: Config) -> list[dict[str, Any]]:
             f"({m('plan:veeam_failover_session_active:max')} == 1) > 0)",
             "warning",
             "Enterprise Manager's data of a backup server with a running failover is old.",
-            "A failover runs on {{ $labels.backup_server }}, but the newest data Enterprise Manager has of it "
-            "is {{ $value | humanizeDuration }} old: what the dashboards show of it is that far behind.",
+            "A failover runs on {{ $labels.backup_server }}, but the newest event Enterprise Manager shows of "
+            "it is {{ $value | humanizeDuration }} old: EM may not have collected from it since, and what the "
+            "dashboards show of it may be that far behind.",
             for_="5m",
         ),
     ]

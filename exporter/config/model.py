@@ -64,6 +64,10 @@ class PollSettings:
     # also counts sessions or reads plans: 2 keeps a poll within ceil(sessions / page size) + 2
     # requests. Until a point is read, its time comes from its name.
     point_queries_per_poll: int = number(2, minimum=1)
+    # A plan's latest session whose query answer carries no VM tasks (EM may leave them out of finished
+    # sessions, or out of every query answer) is read as an entity: a running one each poll, a finished
+    # one once; at most this many a poll, on top of the poll's other requests.
+    session_reads_per_poll: int = number(4, minimum=0)
     # Plans are re-read this often (and at once when a new session names a plan not known yet).
     plans_refresh_seconds: float = number(60.0, minimum=1)
     max_concurrent_requests: int = number(4, minimum=1)

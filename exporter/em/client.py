@@ -37,6 +37,7 @@ EP_START = "/api/cloud/cloudFailoverPlans/{id}?action=start"
 EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
 EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
 EP_TASK = "/api/tasks/{id}"
+EP_SESSION = "/api/cloud/failoverSessions/{id}"
 EP_COLLECT = "/api/backupServers/{id}?action=collect"
 
 
@@ -118,6 +119,11 @@ class EMClient:
             parse.parse_session_query,
             self._max_pages,
         )
+
+    def session_entity(self, session_id: str) -> Session:
+        """One session as an entity, its VM tasks included where EM writes them (a query answer may not)."""
+        path = f"/cloud/failoverSessions/{quote(session_id, safe='')}?format=Entity"
+        return self.session.get_parsed(path, EP_SESSION, parse.parse_session)
 
     def session_count(self, since: float) -> int | None:
         """How many failover sessions were created at or after `since`, in one small request: a page of

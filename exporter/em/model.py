@@ -28,6 +28,17 @@ LOOKUP_FORMS: tuple[LookupForm, ...] = ("urn", "guid", "entity")
 FINAL_SESSION_STATES = frozenset({"Stopped"})
 
 
+# EM's FailureMessage is free text: shown (and used as a label value) as one line of at most this many
+# characters
+FAILURE_MESSAGE_CHARS = 200
+
+
+def failure_text(message: str) -> str:
+    """A FailureMessage as one line of at most FAILURE_MESSAGE_CHARS characters."""
+    line = " ".join(message.split())
+    return line if len(line) <= FAILURE_MESSAGE_CHARS else line[: FAILURE_MESSAGE_CHARS - 1] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class LogonSession:
     session_id: str
@@ -69,6 +80,7 @@ class VmTask:
     end: float | None
     restore_point_id: str | None
     restore_point_name: str | None
+    failure_message: str = ""  # FailureMessage: why the VM's failover failed ("" when EM says nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +94,7 @@ class Session:
     start: float | None
     end: float | None
     tasks: tuple[VmTask, ...]
+    failure_message: str = ""  # FailureMessage: why the session failed ("" when EM says nothing)
 
     @property
     def active(self) -> bool:

@@ -119,6 +119,7 @@ def _vm_task(el: ET.Element) -> VmTask:
         end=parse_time(field_text(f.get("EndTimeUTC"), el, "EndTimeUTC", False)),
         restore_point_id=None if link is None else id_from_href(link.get("Href")),
         restore_point_name=None if link is None else link.get("Name"),
+        failure_message=field_text(f.get("FailureMessage"), el, "FailureMessage", False, "").strip(),
     )
 
 
@@ -142,6 +143,7 @@ def _session(el: ET.Element) -> Session:
         start=parse_time(text_of(el, "CreationTimeUTC", required=False)),
         end=parse_time(text_of(el, "EndTimeUTC", required=False)),
         tasks=tasks,
+        failure_message=text_of(el, "FailureMessage", required=False, default="").strip(),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
-from exporter.em.model import Plan, Session, VmTask
+from exporter.em.model import DR_STATES, Plan, Session, VmTask, failure_text
 from exporter.em.timefmt import point_time_from_name
 from exporter.http.page_parts import CSS, LOCAL_TIMES, e, when
 from exporter.http.page_parts import age as _age
@@ -52,9 +52,34 @@ def _vm_rows(session: Session, snap: Snapshot, budget: list[int]) -> list[str]:
             f'<tr><td>{e(t.vm)}</td><td class="{_cls(t.state, t.result)}">{e(t.state)}</td>'
             f'<td class="{_cls(t.state, t.result)}">{e(t.result)}</td><td class="p">{_bar(t.progress / 100)}</td>'
             f"<td>{when(t.start)}</td><td>{when(t.end)}</td>"
-            f"<td>{when(point)}</td><td>{_age(loss)}</td></tr>"
+            f"<td>{when(point)}</td><td>{_age(loss)}</td><td class='bad'>{e(failure_text(t.failure_message))}</td></tr>"
         )
     return rows
+
+
+# how bad a plan looks, worst first: its latest failover failed, it runs now, a VM is at risk, fine
+SEVERITY = ("failed", "running", "at risk", "fine")
+
+
+def severity(p: Plan, sessions: dict[tuple[str, str], Session], snap: Snapshot, now: float) -> int:
+    """The plan's place in SEVERITY: /status lists the worst plans first."""
+    s = sessions.get((p.backup_server, p.name))
+    if s is not None and (s.result == "Failed" or any(t.result == "Failed" for t in s.tasks)):
+        return SEVERITY.index("failed")
+    if s is not None and s.active:
+        return SEVERITY.index("running")
+    r, rpo = snap.readiness, snap.readiness.rpo.get((p.backup_server, p.name))
+    for vm in p.vms:
+        point = r.latest.get((p.backup_server, vm))
+        late = (
+            point is not None
+            and rpo is not None
+            and point.state not in DR_STATES
+            and now - point.created > rpo
+        )
+        if late or (p.backup_server, vm) in r.none:
+            return SEVERITY.index("at risk")
+    return SEVERITY.index("fine")
 
 
 def _point_time(t: VmTask, snap: Snapshot) -> float | None:
@@ -120,7 +145,9 @@ def render(
 ) -> str:
     now = time.time() if now is None else now
     sessions = {(s.backup_server, s.plan): s for s in snap.sessions}
-    plans: list[Plan] = sorted(snap.plans, key=lambda p: (p.backup_server, p.name))
+    plans: list[Plan] = sorted(
+        snap.plans, key=lambda p: (severity(p, sessions, snap, now), p.backup_server, p.name)
+    )
     active = [s for s in snap.sessions if s.active]
 
     health = (
@@ -179,6 +206,11 @@ def render(
         parts.append(
             f"<h3{anchor}>{e(s.plan)} <span class='muted'>on {e(s.backup_server)} &middot; session {e(s.id)}</span></h3>"
             + (
+                f"<p class='bad'>EM says: {e(failure_text(s.failure_message))}</p>"
+                if s.failure_message
+                else ""
+            )
+            + (
                 _table(
                     [
                         "VM",
@@ -189,6 +221,7 @@ def render(
                         "Ended",
                         "Restore point",
                         "Data-loss window",
+                        "EM's failure message",
                     ],
                     rows,
                 )

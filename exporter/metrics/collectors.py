@@ -14,7 +14,16 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.em.errors import REASONS
-from exporter.em.model import SESSION_RESULTS, SESSION_STATES, Plan, Session, VmTask, plan_name_conflicts
+from exporter.em.model import (
+    FAILURE_MESSAGE_CHARS,
+    SESSION_RESULTS,
+    SESSION_STATES,
+    Plan,
+    Session,
+    VmTask,
+    failure_text,
+    plan_name_conflicts,
+)
 from exporter.em.timefmt import point_time_from_name
 from exporter.metrics.textformat import RowGauge
 from exporter.polling.snapshot import Snapshot, Store
@@ -233,6 +242,29 @@ def _session_families(snap: Snapshot) -> Iterator[Metric]:
         if point is not None:
             vm_point.add_metric(tv, point)
     yield vm_point
+    yield from _failure_families(sessions, tasks, s_labels, vm_labels)
+
+
+def _failure_families(
+    sessions: list[tuple[list[str], Session | VmTask]],
+    tasks: list[tuple[list[str], Session | VmTask]],
+    s_labels: list[str],
+    vm_labels: list[str],
+) -> Iterator[Metric]:
+    for name, what, labels, items in (
+        ("veeam_failover_session_failure_info", "the session", s_labels, sessions),
+        ("veeam_failover_vm_failure_info", "the VM's failover", vm_labels, tasks),
+    ):
+        family = RowGauge(
+            name,
+            f"Why {what} failed, as EM's FailureMessage says (at most {FAILURE_MESSAGE_CHARS} "
+            "characters); present only while EM gives one; always 1." + _CACHED,
+            labels=[*labels, "message"],
+        )
+        for lv, item in items:
+            if item.failure_message:
+                family.add_metric([*lv, failure_text(item.failure_message)], 1)
+        yield family
 
 
 def _unique_tasks(s: Session) -> list[VmTask]:

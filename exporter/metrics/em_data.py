@@ -23,14 +23,13 @@ class EMDataCollector(Collector):
         snap = self.store.current()
         counts: dict[tuple[str, str], int] = {}
         finished: dict[str, float] = {}
-        asked: dict[str, float] = {}
         if self.collections is not None:
-            counts, finished, asked = self.collections.stats()
-        as_of = data_as_of(snap.sessions, asked)
+            counts, finished = self.collections.stats()
+        as_of = data_as_of(snap.sessions)
         fresh = GaugeMetricFamily(
             "veeam_em_data_as_of_timestamp_seconds",
-            "EM's data of this backup server is at least this new: the newest event EM reported for it, or "
-            "the start of the last collection this exporter asked for. EM collects every 15 min by default.",
+            "EM's data of this backup server is at least this new: the newest start or end EM reported of "
+            "its sessions and VMs (a lower bound). EM collects every 15 min by default.",
             labels=["backup_server"],
         )
         for server, ts in sorted(as_of.items()):
@@ -52,7 +51,8 @@ class EMDataCollector(Collector):
         yield total
         last = GaugeMetricFamily(
             "veeam_em_last_collection_timestamp_seconds",
-            "When the last collection this exporter asked EM for finished, per backup server.",
+            "When EM's task of the last collection this exporter asked for finished (the collection had "
+            "started; its data shows once it is done), per backup server.",
             labels=["backup_server"],
         )
         for server, ts in sorted(finished.items()):

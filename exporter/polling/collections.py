@@ -44,8 +44,9 @@ class ServerCollections:
     backup_server_id: str = ""
     task_id: str | None = None  # the collection in flight
     asked_at: float = float("-inf")  # when the last collection was asked for (wall clock)
-    finished_at: float | None = None  # when the last one we asked for finished
-    as_of: float | None = None  # EM's data of this server is at least as new as this (that one's ask)
+    # when the last one we asked for finished: EM's task then says the collection *started* ("Data
+    # collection started. To view results, go to Sessions."), not that EM holds its data
+    finished_at: float | None = None
     paused_until: float = 0.0  # refused: left alone until then
     wanted_until: float = 0.0  # a plan was started here: collect until then, even before its session shows
     urgent: bool = False  # collect at the next tick (after a start), whatever the interval says
@@ -153,9 +154,8 @@ class Collections:
                 self._count(name, "failed")
                 return
             server.finished_at = now
-            server.as_of = server.asked_at
             self._count(name, "finished")
-            self.wake_poller()  # EM has the new data now: show it
+            self.wake_poller()  # the collection runs now: look again (its data shows once it is done)
         elif now - server.asked_at > self.settings.timeout_seconds:
             server.task_id = None
             self._count(name, "timeout")
@@ -166,26 +166,19 @@ class Collections:
             self.counts[(name, outcome)] += 1
         self.store.publish()  # new figures: the next scrape renders afresh
 
-    def stats(self) -> tuple[dict[tuple[str, str], int], dict[str, float], dict[str, float]]:
-        """Outcome counts, when each server's last collection finished, and what EM's data is as of."""
+    def stats(self) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
+        """Outcome counts, and when each server's last collection task finished (the collection began)."""
         with self._lock:
             counts = dict(self.counts)
             finished = {n: s.finished_at for n, s in self.servers.items() if s.finished_at is not None}
-            as_of = {n: s.as_of for n, s in self.servers.items() if s.as_of is not None}
-        return counts, finished, as_of
+        return counts, finished
 
 
-def data_as_of(sessions: tuple[Session, ...], asked: dict[str, float]) -> dict[str, float]:
-    """Backup server -> EM's data of it is at least this new: the newest event EM reported of it, or the
-    start of the last collection this exporter asked for and saw finish (`asked`), whichever is newer."""
-    as_of = newest_events(sessions)
-    for server, ts in asked.items():
-        as_of[server] = max(ts, as_of.get(server, ts))
-    return as_of
-
-
-def newest_events(sessions: tuple[Session, ...]) -> dict[str, float]:
-    """Backup server -> the newest start or end time EM reported of its sessions and their VMs."""
+def data_as_of(sessions: tuple[Session, ...]) -> dict[str, float]:
+    """Backup server -> EM's data of it is at least this new: the newest start or end time EM reported
+    of its sessions and their VMs. Only such evidence counts: a collection's task ending says the
+    collection started, not that EM holds its data (EM's own example: "Data collection started"). A lower
+    bound: EM's data may be newer, with nothing new to show."""
     out: dict[str, float] = {}
     for s in sessions:
         times = [t for t in (s.start, s.end) if t is not None]

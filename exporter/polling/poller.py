@@ -18,6 +18,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from exporter.em.errors import EMError
 from exporter.em.model import Session
 from exporter.polling.plans import PlanBook
 from exporter.polling.points import ReplicaPointCache
+from exporter.polling.session_tasks import SessionTasks
 from exporter.polling.snapshot import Snapshot, Store
 from exporter.polling.window import PlanKey, SessionWindow
 
@@ -49,6 +51,7 @@ class Poller:
         self.plans = PlanBook(client, settings.plans_refresh_seconds)
         self.window = SessionWindow(client, settings)
         self.points = ReplicaPointCache(client, settings.max_concurrent_requests, self._log_limited)
+        self.tasks = SessionTasks(client, settings.session_reads_per_poll)
         self._latest: dict[PlanKey, Session] = {}
         self._last_success_start: float | None = None
         self._failures = 0
@@ -106,16 +109,19 @@ class Poller:
         new = [s for s in read.sessions if s.id not in seen]
         if not read_plans and any((s.backup_server, s.plan) not in known for s in new):
             problems += self.plans.read(now)  # a new session of a plan we do not know yet
+        self.tasks.note(read.sessions)
         self._merge(read.sessions)
-        budget = math.ceil(read.answered / self.client.page_size) + 2
-        return problems + self._resolve_points(self._spare(budget, charged_before))
+        reads, missing = self.tasks.complete(self._latest, self.settings.session_reads_per_poll)
+        budget = math.ceil(read.answered / self.client.page_size) + 2 + reads
+        return problems + missing + self._resolve_points(self._spare(budget, charged_before))
 
     def _quiet_poll(self, now: float, charged_before: int) -> list[Problem]:
         problems: list[Problem] = []
         if self.plans.due(now):
             problems += self.plans.read(now)
             self._merge([])  # a deleted plan's session goes with it
-        return problems + self._resolve_points(self._spare(2, charged_before))
+        _, missing = self.tasks.complete(self._latest, self._spare(2, charged_before))
+        return problems + missing + self._resolve_points(self._spare(2, charged_before))
 
     def _spare(self, budget: int, charged_before: int) -> int:
         """Point queries this poll may still make: what its count, pages and plans left of the budget
@@ -193,6 +199,8 @@ def merge_latest(latest: dict[PlanKey, Session], sessions: list[Session], known:
             continue
         current = latest.get(key)
         newer = current is None or (s.start or 0.0, s.id) > (current.start or 0.0, current.id)
+        if current is not None and current.id == s.id and current.tasks and not s.tasks:
+            s = replace(s, tasks=current.tasks)  # a known task list is never replaced by an empty one
         if newer or (current is not None and current.id == s.id):
             latest[key] = s
     for key in list(latest):

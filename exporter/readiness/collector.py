@@ -14,7 +14,7 @@ from exporter.em.errors import REASONS
 from exporter.em.model import REPLICA_POINT_STATES, Plan, Session
 from exporter.metrics.textformat import RowGauge
 from exporter.polling.snapshot import Snapshot
-from exporter.readiness.state import LatestPoint, Readiness
+from exporter.readiness.state import LatestPoint, Readiness, in_dr_since
 
 _READ = " Read from EM's replica points by the readiness reader; served from its last snapshot."
 _V = ["backup_server", "plan", "vm"]
@@ -39,6 +39,11 @@ def _reader_families(r: Readiness) -> Iterator[Metric]:
         "veeam_failover_readiness_last_read_timestamp_seconds",
         "When the last read of replica points began (Unix time; 0 if never).",
         value=r.read_at or 0,
+    )
+    yield GaugeMetricFamily(
+        "veeam_failover_readiness_last_successful_read_timestamp_seconds",
+        "When the last read of replica points that fully succeeded began (Unix time; 0 if never).",
+        value=r.read_ok_at or 0,
     )
     yield GaugeMetricFamily(
         "veeam_failover_readiness_read_requests",
@@ -113,16 +118,8 @@ def _vm_families(
     )
     for lv, point in rows:
         if point is not None and point.state == "Failover":
-            since.add_metric(lv, _in_dr_since(point, sessions.get((lv[0], lv[1])), lv[2]))
+            since.add_metric(lv, in_dr_since(point, sessions.get((lv[0], lv[1])), lv[2]))
     yield since
-
-
-def _in_dr_since(point: LatestPoint, session: Session | None, vm: str) -> float:
-    if session is not None:
-        task = next((t for t in session.tasks if t.vm == vm and t.restore_point_id == point.id), None)
-        if task is not None and task.start is not None:
-            return min(task.start, point.state_since)
-    return point.state_since
 
 
 def _plan_families(

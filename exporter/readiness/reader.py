@@ -65,6 +65,7 @@ class ReplicaReader:
         self.first_page = 1  # the first read's next page; 0 once the first read is done
         self.checks = ChecksByName(client, settings, self.book)
         self._last_read: float | None = None
+        self._last_ok: float | None = None  # when the last read that fully succeeded began
         self._failed = False
         self._errors: Counter[str] = Counter()  # reason -> reads that failed or partly failed for it
         self._unreadable: list[str] = []  # this read's points EM sent that could not be read
@@ -101,9 +102,13 @@ class ReplicaReader:
             self._errors[reason] += 1
         self._last_read = now
         self._failed = bool(problems)
+        if not problems:
+            self._last_ok = now
         rpo = {(p.backup_server, p.name): self.settings.rpo_for(p.name, p.id) for p in snap.plans}
         requests = self.client.stats.apart - before
-        readiness = self.book.value(rpo, self.first_page == 0, now, requests, dict(self._errors))
+        readiness = self.book.value(
+            rpo, self.first_page == 0, now, requests, dict(self._errors), self._last_ok
+        )
         self.store.publish(readiness=readiness, em=self.client.stats.copy())
         return problems
 

@@ -59,6 +59,7 @@ class ReplicaBook:
         read_at: float,
         requests: int,
         errors: dict[str, int],
+        read_ok_at: float | None = None,
     ) -> Readiness:
         return Readiness(
             latest=MappingProxyType(dict(self.latest)),
@@ -66,6 +67,7 @@ class ReplicaBook:
             rpo=MappingProxyType(rpo),
             complete=complete,
             read_at=read_at,
+            read_ok_at=read_ok_at,
             read_requests=requests,
             read_errors=MappingProxyType(errors),
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from exporter.em.model import DR_STATES, Plan
 from exporter.http.page_parts import age, e, table, ts, when
 from exporter.polling.snapshot import Snapshot
-from exporter.readiness.state import LatestPoint
+from exporter.readiness.state import LatestPoint, in_dr_since
 
 MAX_ATTENTION_ROWS = 500  # a page for people: beyond this, the dashboards
 
@@ -15,6 +15,7 @@ def readiness_section(snap: Snapshot, now: float) -> str:
     r = snap.readiness
     if r.read_at is None:
         return "<h2>Readiness</h2><p class='muted'>replica points not read yet</p>"
+    sessions = {(s.backup_server, s.plan): s for s in snap.sessions}
     plan_rows: list[str] = []
     attention: list[tuple[int, str]] = []  # (order, row): never replicated, past RPO, in DR
     for p in sorted(snap.plans, key=lambda p: (p.backup_server, p.name)):
@@ -31,7 +32,8 @@ def readiness_section(snap: Snapshot, now: float) -> str:
             newest.append(point.created)
             if point.state in DR_STATES:
                 counts["dr"] += point.state == "Failover"
-                why = f"{point.state} since {ts(point.state_since)}"
+                since = in_dr_since(point, sessions.get((p.backup_server, p.name)), vm)
+                why = f"{point.state} since {ts(since)}"
                 attention.append((2, _vm_row(p, vm, "run", why, point, now)))
             elif rpo is not None and now - point.created > rpo:
                 counts["risk"] += 1
@@ -47,7 +49,9 @@ def readiness_section(snap: Snapshot, now: float) -> str:
         )
     head = (
         "<h2>Readiness</h2><p class='muted'>If a site failed now: each plan's oldest newest replica point, "
-        f"as EM shows it (as of its last collection). Replica points last read {e(ts(r.read_at))}"
+        "as EM shows it (as of its last collection). Replica points last read successfully "
+        + (e(ts(r.read_ok_at)) if r.read_ok_at is not None else "never")
+        + ("" if r.read_ok_at == r.read_at else f"; the latest read, {e(ts(r.read_at))}, failed")
         + ("" if r.complete else ", first read still going on")
         + ".</p>"
     )

@@ -93,7 +93,12 @@ async def sessions(sim: Responder, request: Request, caller: Logon) -> Response:
             (
                 "CloudFailoverSessions",
                 {},
-                [render.session_entity(base, s, sim.profile.time_digits) for s in views],
+                [
+                    render.session_entity(
+                        base, s, sim.profile.time_digits, with_tasks=sim.shows_tasks(s, in_query=False)
+                    )
+                    for s in views
+                ],
             ),
             collection_item="CloudFailoverSession",
         )
@@ -110,7 +115,10 @@ async def session(sim: Responder, request: Request, caller: Logon) -> Response:
         return sim.error(request, 404, "Cloud failover session not found.")
     base = sim.base(request)
     if request.query_params.get("format", "").lower() == "entity":
-        return sim.respond(request, render.session_entity(base, s, sim.profile.time_digits))
+        entity = render.session_entity(
+            base, s, sim.profile.time_digits, with_tasks=sim.shows_tasks(s, in_query=False)
+        )
+        return sim.respond(request, entity)
     return sim.respond(request, render.session_ref(base, s))
 
 

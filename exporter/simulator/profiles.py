@@ -36,6 +36,12 @@ class EMProfile:
     # EM's own collection from each backup server (documented default 15 minutes); 0: live, as the
     # default profile (and the demo) show it. A scenario's collection_interval_seconds overrides it.
     collection_interval_seconds: float = 0.0
+    # VM tasks in the query service's session answers: "always", "while_running" (the 13.1 query
+    # examples: Stopped and Failed sessions carry an empty <CloudFailoverTasks />) or "never"; and in a
+    # finished session's entity: "kept", or "dropped" (the finished Success example of
+    # cloudfailoversessions/{ID} has none either). EM does not say which it means (docs/em-compatibility.md).
+    tasks_in_query: str = "always"
+    tasks_when_ended: str = "kept"
 
 
 PROFILES: dict[str, EMProfile] = {
@@ -50,7 +56,7 @@ PROFILES: dict[str, EMProfile] = {
             collection_interval_seconds=900.0,
             summary="9.5 U4 (API v1_4): no PagingInfo on empty results, DateTime filters read as the "
             "server's local time (UTC-5) even with Z, bare-GUID UID filters, 7-digit fractions, "
-            "links naming localhost",
+            "links naming localhost, no VM tasks in query answers",
             api_versions=("v1", "v1_1", "v1_2", "v1_3", "v1_4"),
             empty_pages_count=None,
             filter_utc_offset_seconds=-5 * 3600.0,
@@ -58,6 +64,7 @@ PROFILES: dict[str, EMProfile] = {
             uid_filter_forms=frozenset({"guid"}),
             time_digits=7,
             link_host="localhost:9398",
+            tasks_in_query="never",
         ),
         EMProfile(
             name="em10",
@@ -85,15 +92,18 @@ PROFILES: dict[str, EMProfile] = {
             name="em12",
             collection_interval_seconds=900.0,
             summary="12 (API v1_7): millisecond timestamps, PagesCount 1 on empty results, URN or GUID "
-            "UID filters, PascalCase JSON",
+            "UID filters, PascalCase JSON, no VM tasks in query answers of finished sessions",
             empty_pages_count=1,
+            tasks_in_query="while_running",
         ),
         EMProfile(
             name="em13",
             collection_interval_seconds=900.0,
             summary="13 (API v1_7): microsecond timestamps and replica point names with fractions, "
-            "PagesCount 0 on empty results, UTC filters, camelCase JSON, links naming localhost",
+            "PagesCount 0 on empty results, UTC filters, camelCase JSON, links naming localhost, no VM "
+            "tasks in query answers of finished sessions",
             empty_pages_count=0,
+            tasks_in_query="while_running",
             time_digits=6,
             point_name_fraction=True,
             json_case="camel",

@@ -43,7 +43,9 @@ async def query(sim: Responder, request: Request, caller: Logon) -> Response:
         items = [
             (
                 _session_record(s),
-                render.session_entity(base, s, digits) if entities else render.session_ref(base, s),
+                render.session_entity(base, s, digits, with_tasks=sim.shows_tasks(s, in_query=True))
+                if entities
+                else render.session_ref(base, s),
             )
             for s in sim.world.sessions()
         ]

@@ -250,10 +250,11 @@ def plan_ref(base: str, plan: PlanSpec) -> Node:
     )
 
 
-def session_entity(base: str, s: SessionView, digits: int = 3) -> Node:
+def session_entity(base: str, s: SessionView, digits: int = 3, *, with_tasks: bool = True) -> Node:
+    """A session as EM writes it; `with_tasks` False: `<CloudFailoverTasks />` (profiles.py says when)."""
     href = f"{base}/cloud/failoverSessions/{s.id}"
     tasks: list[Node] = []
-    for t in s.tasks:
+    for t in s.tasks if with_tasks else ():
         task_children: list[Node] = []
         if t.point_id is not None:
             task_children.append(
@@ -272,6 +273,8 @@ def session_entity(base: str, s: SessionView, digits: int = 3) -> Node:
         if t.end_time is not None:
             task_children.append(_leaf("EndTimeUTC", em_time(t.end_time, digits)))
         task_children += [_leaf("State", t.state), _leaf("Result", t.result), _leaf("Progress", t.progress)]
+        if t.failure_message:
+            task_children.append(_leaf("FailureMessage", t.failure_message))
         tasks.append(("CloudFailoverTasks", {"VmName": t.vm}, task_children))
     children: list[Node] = [
         _links(
@@ -285,12 +288,10 @@ def session_entity(base: str, s: SessionView, digits: int = 3) -> Node:
     ]
     if s.end_time is not None:
         children.append(_leaf("EndTimeUTC", em_time(s.end_time, digits)))
-    children += [
-        _leaf("State", s.state),
-        _leaf("Result", s.result),
-        _leaf("Progress", s.progress),
-        ("CloudFailoverTasks", {}, tasks),
-    ]
+    children += [_leaf("State", s.state), _leaf("Result", s.result), _leaf("Progress", s.progress)]
+    if s.failure_message:
+        children.append(_leaf("FailureMessage", s.failure_message))
+    children.append(("CloudFailoverTasks", {}, tasks))
     return (
         "CloudFailoverSession",
         {
@@ -401,7 +402,7 @@ def task_node(base: str, task: SimTask, state: str) -> Node:
         _leaf("Operation", task.operation),
     ]
     if finished:
-        children.append(("Result", {"Success": "true"}, [_leaf("Message", "Ok")]))
+        children.append(("Result", {"Success": "true"}, [_leaf("Message", task.message)]))
     elif state == "OperationFinished":
         children.append(("Result", {"Success": "true"}, [_leaf("Message", "OperationFinished")]))
     return ("Task", {"Href": href, "Type": "Task"}, children)

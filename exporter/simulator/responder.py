@@ -15,6 +15,7 @@ from exporter.simulator import render
 from exporter.simulator.answers import faulty, wants_json
 from exporter.simulator.faults import Faults
 from exporter.simulator.replay import Replay
+from exporter.simulator.views import SessionView
 from exporter.simulator.world import World
 
 
@@ -25,6 +26,15 @@ class Responder:
         self.world = world
         self.profile = world.scenario.profile
         self.replay = replay  # serve a capture's answers instead of the scenario's
+
+    def shows_tasks(self, session: SessionView, *, in_query: bool) -> bool:
+        """Whether this EM writes the session's VM tasks (profiles.py: tasks_in_query, tasks_when_ended)."""
+        ended = session.state == "Stopped"
+        if ended and self.profile.tasks_when_ended == "dropped":
+            return False
+        if not in_query:
+            return True
+        return {"always": True, "while_running": not ended, "never": False}[self.profile.tasks_in_query]
 
     def base(self, request: Request) -> str:
         # Links name the host EM thinks it has, and no path prefix a reverse proxy in front may add.

@@ -98,6 +98,7 @@ def _vm(d: Any, where: str) -> VmSpec:
         restore_point_age=_num(d, "restore_point_age_seconds", where, 3600.0) or 0.0,
         fail_at=fail_at,
         stall_at_progress=stall,
+        failure_message=str(d.get("failure_message") or ""),
     )
 
 

@@ -39,6 +39,7 @@ class VmSpec:
     # one after the start: the newest ages), never (no point at all)
     replication: str = "running"
     replication_interval: float | None = None  # None: the scenario's point_interval
+    failure_message: str = ""  # a Failed VM's FailureMessage ("": a simulated one)
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,13 @@ class DynamicSession:
             else:
                 all_done = False
         n = len(self.plan.vms)
+        failure = ""
         if all_done and elapsed >= 5.0:
             end = max(ends) if ends else self.started + 5.0 / scale
             state, result, progress = "Stopped", worst, 100
+            failed = sum(t.result == "Failed" for t in tasks)
+            if failed:
+                failure = f"{failed} of {n} VMs failed to fail over (simulated)"
         else:
             end = None
             state = "Starting" if elapsed < 5.0 else "Working"
@@ -65,6 +69,7 @@ class DynamicSession:
             creation_time=self.started,
             end_time=end,
             tasks=tuple(tasks),
+            failure_message=failure,
         )
 
 
@@ -96,7 +101,17 @@ def _vm_task(
         end_time=end,
         point_id=None if point is None else point.id,
         point_name=None if point is None else point.name,
+        failure_message=_failure(vm, res, point),
     )
+
+
+def _failure(vm: VmSpec, result: str, point: Point | None) -> str:
+    """Why a VM's failover failed, as EM would say it (a simulated message)."""
+    if result != "Failed":
+        return ""
+    if point is None:
+        return f"No restore point found for VM {vm.name} (simulated)"
+    return vm.failure_message or f"Failed to power on replica of {vm.name}: not enough resources (simulated)"
 
 
 def fixed_session_points(scenario: Scenario) -> list[Point]:

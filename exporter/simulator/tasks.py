@@ -1,8 +1,9 @@
 """EM tasks of the simulated starts: Running, then OperationFinished (done on the backup server, EM has not
 collected it yet) until EM's next collection from the plan's backup server (collection.py), or for the
 scenario's task_collect_delay when EM shows everything live, then Finished. And the tasks of collections
-asked for: Running until the collection is done. A task belongs to the logon session that made it, and
-goes with it."""
+asked for (operation CollectingBackupServer). A task belongs to the logon session that made it, and
+goes with it. A collection's task is Finished once the collection has started ("Data collection started.
+To view results, go to Sessions."), not once it is done."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:  # types only
     from exporter.simulator.collection import Collection, Collections
     from exporter.simulator.logons import Logon
     from exporter.simulator.scenario_model import Scenario
+
+
+COLLECT_TASK_SECONDS = 1.0  # a collect task runs this long (scenario seconds) before it is Finished
 
 
 @dataclass
@@ -30,7 +34,14 @@ class SimTask:
 
     @property
     def operation(self) -> str:
-        return "StartCloudFailoverPlan" if self.collection is None else "CollectBackupServer"
+        return "StartCloudFailoverPlan" if self.collection is None else "CollectingBackupServer"
+
+    @property
+    def message(self) -> str:
+        """The finished task's Result message, as EM's examples write it."""
+        if self.collection is None:
+            return "Ok"
+        return "Data collection started. To view results, go to Sessions."
 
 
 class Tasks:
@@ -50,8 +61,13 @@ class Tasks:
         return self._add(SimTask("", caller.session_id, now, ready_at, session_id, plan_name, backup_server))
 
     def collect(self, caller: Logon, collection: Collection) -> SimTask:
-        done = float("inf") if collection.done_at is None else collection.done_at
-        task = SimTask("", caller.session_id, collection.started, done, "", "", collection.server, collection)
+        # Finished once the collection has started, as EM's example says ("Data collection started"),
+        # not once it is done; a collection that never starts (fault) keeps its task Running.
+        started = collection.started + COLLECT_TASK_SECONDS / self.scenario.time_scale
+        ready = float("inf") if collection.done_at is None else started
+        task = SimTask(
+            "", caller.session_id, collection.started, ready, "", "", collection.server, collection
+        )
         return self._add(task)
 
     def _add(self, task: SimTask) -> SimTask:

@@ -15,6 +15,7 @@ class TaskView:
     end_time: float | None
     point_id: str | None  # None: the VM has no replica point
     point_name: str | None
+    failure_message: str = ""  # FailureMessage, written when not empty
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,4 @@ class SessionView:
     creation_time: float | None
     end_time: float | None
     tasks: tuple[TaskView, ...]
+    failure_message: str = ""  # FailureMessage, written when not empty

@@ -333,7 +333,11 @@
           type: "stat",
           targets: [
             {
-              expr: "sum(veeam_failover_vm_result{%(selector)s, job=~\"$job\", instance=~\"$instance\", backup_server=~\"$backup_server\", plan=~\"$plan\", result=\"Failed\"}) or vector(0)" % $._config,
+              expr: |||
+                sum(veeam_failover_vm_result{%(selector)s, job=~"$job", instance=~"$instance", backup_server=~"$backup_server", plan=~"$plan", result="Failed"} == 1
+                and on (job, instance, backup_server, plan, vm) time() - veeam_failover_vm_end_timestamp_seconds{%(selector)s, job=~"$job", instance=~"$instance", backup_server=~"$backup_server", plan=~"$plan"} < %(recentSeconds)s)
+                or vector(0)
+              ||| % $._config,
               refId: "A",
               instant: true,
               range: false,
@@ -344,8 +348,8 @@
               },
             },
           ],
-          title: "Failed VMs",
-          description: "VMs whose failover ended Failed, in each plan's latest session.",
+          title: "Failed VMs (recent)",
+          description: "VMs whose failover ended Failed within the last day (recentSeconds), in each plan's latest session: a failover of last month is history, not news.",
           transparent: false,
           datasource: {
             type: "prometheus",

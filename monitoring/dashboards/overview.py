@@ -51,17 +51,20 @@ def overview(cfg: Config = CONFIG) -> dict[str, Any]:
         ),
         panel(
             "stat",
-            "Failed VMs",
+            "Failed VMs (recent)",
             [
                 target(
-                    f'sum(veeam_failover_vm_result{{{s.plans}, result="Failed"}}) or vector(0)', instant=True
+                    f'sum(veeam_failover_vm_result{{{s.plans}, result="Failed"}} == 1\n'
+                    f"and on (job, instance, backup_server, plan, vm) time() - veeam_failover_vm_end_timestamp_seconds{{{s.plans}}} < {s.cfg['recentSeconds']})\nor vector(0)",
+                    instant=True,
                 )
             ],
             4,
             1,
             4,
             4,
-            description="VMs whose failover ended Failed, in each plan's latest session.",
+            description="VMs whose failover ended Failed within the last day (recentSeconds), in each plan's "
+            "latest session: a failover of last month is history, not news.",
             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
         ),
         panel(

@@ -130,9 +130,15 @@ def test_demo_with_actions_walks_the_approval_flow_as_a_dry_run() -> None:
             timeout=10,
         )
         assert approved.status_code == 200 and "dry run, nothing was sent to EM" in approved.text
-        m = parse_samples(plain_http.get(url + "/metrics", timeout=10).text)
+        # /metrics serves the last finished rendering (at most one behind): the verdict shows within one
+        approved_verdicts = {"plan": "Initech failover", "verdict": "approved"}
+        m = wait_for(
+            url + "/metrics",
+            lambda m: value(m, "veeam_failover_decisions_total", **approved_verdicts) == 1,
+            10,
+        )
         assert value(m, "veeam_failover_dry_run") == 1
-        assert value(m, "veeam_failover_decisions_total", plan="Initech failover", verdict="approved") == 1
+        assert value(m, "veeam_failover_decisions_total", **approved_verdicts) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)

@@ -115,12 +115,49 @@ def test_asked_collections_bring_a_vm_end_within_interval_plus_collection_plus_p
         m = exp.scrape()
         finished = value(m, "veeam_em_collections_total", backup_server=SERVER, outcome="finished")
         assert finished is not None and finished >= 2
-        assert (value(m, "veeam_em_data_as_of_timestamp_seconds", backup_server=SERVER) or 0) >= asked[-2]
+        # the newest event EM showed of the server (web's end), not when a collection was asked for
+        assert value(m, "veeam_em_data_as_of_timestamp_seconds", backup_server=SERVER) == pytest.approx(
+            web_end
+        )
         assert value(m, "veeam_em_last_collection_timestamp_seconds", backup_server=SERVER) is not None
         page = plain_http.get(
             exp.url + "/status", timeout=10
         ).text  # db still fails over: its server's data age
         assert f"{SERVER} as of " in page and "ago at most" in page
+
+
+def test_a_collect_task_ends_when_the_collection_starts_as_ems_example_says(tmp_path: Path) -> None:
+    with running_sim(scenario(collection_duration_seconds=300)) as sim, exporter(tmp_path, sim) as exp:
+        client = exp.exporter.client
+        server_id = next(p.backup_server_id for p in exp.exporter.store.current().plans if p.name == PLAN)
+        task = client.collect(server_id)
+        assert task.operation == "CollectingBackupServer" and task.state == "Running"
+        sim.clock.advance(2)
+        done = client.task(task.id)
+        assert done.state == "Finished" and done.success is True
+        assert done.message == "Data collection started. To view results, go to Sessions."
+        assert sim.world.collections.as_of(SERVER) == sim.world.born  # the collection itself runs on
+
+
+def test_a_finished_collect_task_alone_never_makes_ems_data_look_newer(tmp_path: Path) -> None:
+    """EM's task of a collection ends when the collection starts: while that collection runs (5 minutes
+    here), EM's data of the server is as old as before, and the data age must say so."""
+    with running_sim(scenario(collection_duration_seconds=300)) as sim, exporter(tmp_path, sim) as exp:
+        collections = exp.exporter.collections
+        sim.clock.advance(60)
+        start(exp)  # on the backup server now; EM shows nothing of it until a collection is done
+        collections.step()  # asks for a collection
+        sim.clock.advance(5)
+        collections.step()  # its task is Finished: the collection started
+        exp.poll()
+        m = exp.scrape()
+        assert value(m, "veeam_em_collections_total", backup_server=SERVER, outcome="finished") == 1
+        assert value(m, "veeam_em_data_as_of_timestamp_seconds", backup_server=SERVER) is None
+        sim.clock.advance(300)  # now it is done: EM shows the session, and that is evidence
+        exp.poll()
+        m = exp.scrape()
+        as_of = value(m, "veeam_em_data_as_of_timestamp_seconds", backup_server=SERVER)
+        assert as_of is not None and as_of >= sim.clock.now - 400
 
 
 def test_no_collection_while_nothing_runs(tmp_path: Path) -> None:

@@ -14,8 +14,18 @@ import pytest
 
 from exporter.config import PollSettings
 from exporter.em.model import SESSION_RESULTS, SESSION_STATES
+from exporter.simulator.scenario import Scenario, scenario_from_dict
 from tests import plain_http
-from tests.helpers import exporter_config, parse_samples, running_exporter, running_sim, series, utc, value
+from tests.helpers import (
+    RunningSim,
+    exporter_config,
+    parse_samples,
+    running_exporter,
+    running_sim,
+    series,
+    utc,
+    value,
+)
 from tests.seed_contract import LONG_HISTORY, assert_seed_contract, one_hot
 
 
@@ -92,10 +102,28 @@ def mixed(result: str) -> dict[str, Any]:
     }
 
 
+def session_entity_reads(sim: RunningSim) -> int:
+    return sum(n for k, n in sim.world.requests.items() if k.startswith("GET /api/cloud/failoverSessions/"))
+
+
+def with_tasks(scenario: dict[str, Any], in_query: str, when_ended: str = "kept") -> Scenario:
+    """The scenario on an EM that writes VM tasks into its query answers `in_query` (always,
+    while_running, never) and keeps them in finished sessions' entities or drops them (profiles.py)."""
+    sc = scenario_from_dict(scenario)
+    profile = dataclasses.replace(sc.profile, tasks_in_query=in_query, tasks_when_ended=when_ended)
+    return dataclasses.replace(sc, profile=profile)
+
+
+@pytest.mark.parametrize("tasks", ["always", "while_running", "never"])
 @pytest.mark.parametrize("result", ["Success", "Warning", "Failed"])
-def test_a_failover_progresses_vm_by_vm_to_its_result(result: str) -> None:
+def test_a_failover_progresses_vm_by_vm_to_its_result(result: str, tasks: str) -> None:
+    """Whether EM's query answers carry VM tasks always, only while a session runs (its examples), or
+    never: every VM's progress and result show, to the end (a finished session's entity is read once)."""
     p = {"backup_server": "vbr01", "plan": "Tenant plan"}
-    with running_sim(mixed(result)) as sim, running_exporter(exporter_config(sim.url)) as exp:
+    with (
+        running_sim(with_tasks(mixed(result), tasks)) as sim,
+        running_exporter(exporter_config(sim.url)) as exp,
+    ):
         t0 = sim.clock.now
         sim.clock.advance(60)  # web: Working (60 s in); db: Working (50 s in)
         exp.poll()
@@ -135,6 +163,31 @@ def test_a_failover_progresses_vm_by_vm_to_its_result(result: str) -> None:
             0.6 if result == "Failed" else 1
         )
         assert exp.exporter.poller.next_delay() == 60.0  # all idle: slow polling
+        entity_reads = session_entity_reads(sim)
+        exp.poll()  # a finished session is read as an entity once at most, never again
+        assert session_entity_reads(sim) == entity_reads
+        assert entity_reads == {"always": 0, "while_running": 1, "never": 3}[tasks]
+
+
+def test_vm_results_seen_while_running_are_kept_when_em_drops_every_task_at_the_end() -> None:
+    """An EM that writes no VM tasks of a finished session anywhere (query answers nor entity, as its
+    finished examples show): the VMs stay as last seen, never vanish; the session's own result shows."""
+    p = {"backup_server": "vbr01", "plan": "Tenant plan"}
+    with (
+        running_sim(with_tasks(mixed("Failed"), "never", "dropped")) as sim,
+        running_exporter(exporter_config(sim.url)) as exp,
+    ):
+        sim.clock.advance(110)  # web done, db still Working
+        exp.poll()
+        sim.clock.advance(200)  # db failed, the session ended: EM shows no VM task any more
+        exp.poll()
+        m = exp.scrape()
+        assert one_hot(m, "veeam_failover_session_result", "result", SESSION_RESULTS, **p) == {"Failed": 1}
+        assert one_hot(m, "veeam_failover_vm_result", "result", SESSION_RESULTS, **p, vm="web") == {
+            "Success": 1
+        }
+        assert one_hot(m, "veeam_failover_vm_state", "state", SESSION_STATES, **p, vm="db") == {"Working": 1}
+        assert value(m, "veeam_failover_vm_restore_point_timestamp_seconds", **p, vm="db") is not None
 
 
 def test_an_empty_task_list() -> None:

@@ -46,6 +46,7 @@ def seed_exposition() -> bytes:
         rpo={(SEED_PLAN.backup_server, SEED_PLAN.name): 3600.0},
         complete=True,
         read_at=utc("2020-02-13T06:10:00Z"),
+        read_ok_at=utc("2020-02-13T06:10:00Z"),
         read_requests=1,
     )
     snap = Snapshot(
