@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import prometheus_client
@@ -24,7 +25,7 @@ from exporter.metrics.exposition import Exposition, Split
 from exporter.metrics.offload import Offload
 from exporter.polling.collections import Collections, data_as_of
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import Store
+from exporter.polling.snapshot import Store, as_shown
 from exporter.readiness.reader import ReplicaReader
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,12 @@ def build_registry(
     actions: Actions | None = None,
     stale_after: float = float("inf"),
     collections: Collections | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[CollectorRegistry, Split]:
     """Every collector, the failover one last, and the same without it: large snapshots render the
     failover families in a helper process and the rest here (exposition.py)."""
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    failover = FailoverCollector(store, stale_after)
+    failover = FailoverCollector(store, stale_after, clock)
     registries = []
     for with_failover in (True, False):
         registry = CollectorRegistry(auto_describe=False)
@@ -70,6 +72,8 @@ class Exporter:
         self.offload = Offload() if config.helper_process else None
         self.client = client_for(em, self.offload)
         self.store = Store()
+        # what /metrics and /status judge the data's age by (one clock for both; a test may move it)
+        self.clock: Callable[[], float] = time.time
         self.poller = Poller(self.client, config.poll, self.store)
         self.collections = Collections(self.client, config.poll.collect, self.store, self.poller.wake)
         self.readiness = ReplicaReader(
@@ -97,7 +101,7 @@ class Exporter:
             if switches.kill_switch:
                 log.warning("actions: kill switch on (%s); every start is refused", where)
         self.registry, split = build_registry(
-            self.store, self.actions, config.poll.stale_after_seconds, self.collections
+            self.store, self.actions, config.poll.stale_after_seconds, self.collections, lambda: self.clock()
         )
         self.exposition = Exposition(self.registry, self.store, offload=self.offload, split=split)
         self._start_poller = start_poller
@@ -110,6 +114,8 @@ class Exporter:
             actions_view=None if self.actions is None else self._actions_view,
             data_as_of=lambda: data_as_of(self.store.current().sessions),
             web=config.web,
+            shown=lambda snap: as_shown(snap, config.poll.stale_after_seconds, self.clock()),
+            clock=lambda: self.clock(),
         )
 
     def _actions_view(self) -> ActionsView:

@@ -57,9 +57,10 @@ class PollSettings:
     # time, and UTC offsets reach 14 h. 0 trusts the server to read UTC.
     filter_time_slack_seconds: float = number(14 * 3600.0, minimum=0)
     max_backoff_seconds: float = number(300.0, minimum=1)
-    # While EM cannot be read, the last known failover data stays on /metrics this long (its age is
-    # time() - veeam_em_last_successful_poll_timestamp_seconds), then it is dropped, not shown as current.
-    stale_after_seconds: float = number(900.0, minimum=1)
+    # While EM cannot be read, the last known failover data stays on /metrics and /status (its age is
+    # time() - veeam_em_last_successful_poll_timestamp_seconds): a failover alert must not resolve because
+    # EM is down. > 0: after this long it is left out instead; 0 (the default): it stays.
+    stale_after_seconds: float = number(0.0, minimum=0)
     # Replica points are read once each, in queries of 80, at most this many a poll, fewer when the poll
     # also counts sessions or reads plans: 2 keeps a poll within ceil(sessions / page size) + 2
     # requests. Until a point is read, its time comes from its name.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -21,7 +22,7 @@ from exporter.http import auth as auth_check
 from exporter.http import status
 from exporter.http.page_parts import LOCAL_TIMES_HASH
 from exporter.metrics.exposition import Exposition
-from exporter.polling.snapshot import Store
+from exporter.polling.snapshot import Snapshot, Store
 
 CHUNK = 256 * 1024
 LANDING = """<!doctype html>
@@ -47,7 +48,11 @@ def create_app(
     actions_view: Callable[[], status.ActionsView] | None = None,
     data_as_of: Callable[[], dict[str, float]] | None = None,
     web: WebSettings | None = None,
+    shown: Callable[[Snapshot], Snapshot] = lambda snap: snap,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    """`shown`: what of a snapshot the pages show (snapshot.as_shown, as the metrics do)."""
+
     async def landing(request: Request) -> Response:
         return HTMLResponse(LANDING.format(version=html.escape(__version__), em=html.escape(em_url)))
 
@@ -74,10 +79,10 @@ def create_app(
         return StreamingResponse(chunks(), media_type=content_type, headers=headers)
 
     async def status_page(request: Request) -> Response:
-        snap = store.current()
+        snap = shown(store.current())
         actions = None if actions_view is None else actions_view()
         as_of = None if data_as_of is None else data_as_of()
-        body = await run_in_threadpool(status.render, snap, actions, None, as_of)
+        body = await run_in_threadpool(status.render, snap, actions, clock(), as_of)
         return HTMLResponse(
             body, headers={"Cache-Control": "no-store", "Content-Security-Policy": STATUS_CSP}
         )

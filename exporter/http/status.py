@@ -156,6 +156,18 @@ def render(
         f" &middot; last poll {snap.poll_duration:.2f}s, {snap.poll_requests} requests"
         f" &middot; {len(plans)} plans, {len(active)} failovers running</p>"
     )
+    if not snap.up and snap.last_success is not None and snap.ready:
+        health += (
+            f"<p class='bad'>Enterprise Manager cannot be read now. Everything below is as it showed it at "
+            f"{e(_ts(snap.last_success))} ({e(_age(now - snap.last_success))} ago): nothing is assumed to "
+            "have changed or ended since."
+            + (
+                ""
+                if snap.plans
+                else " The last data is older than poll.stale_after_seconds and is not shown."
+            )
+            + "</p>"
+        )
     running_on = sorted({s.backup_server for s in active})
     if running_on and data_as_of is not None:
         health += (

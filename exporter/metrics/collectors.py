@@ -26,7 +26,7 @@ from exporter.em.model import (
 )
 from exporter.em.timefmt import point_time_from_name
 from exporter.metrics.textformat import RowGauge
-from exporter.polling.snapshot import Snapshot, Store
+from exporter.polling.snapshot import Snapshot, Store, as_shown
 from exporter.readiness.collector import readiness_families
 
 _CACHED = " Read from EM by the background poller; served from its last snapshot."
@@ -94,8 +94,8 @@ class HealthCollector(Collector):
 class FailoverCollector(Collector):
     """Plans, each plan's latest failover session, and every VM in it.
 
-    Data older than `stale_after` seconds (EM unreadable for that long) is dropped: the families are
-    still exported, empty, so a dashboard shows "no data" rather than an old picture as current.
+    While EM cannot be read the last known data stays (its age is the last successful poll's); only
+    past `stale_after` seconds of that (0: never) is it left out (snapshot.as_shown, as /status does).
     """
 
     def __init__(
@@ -109,11 +109,7 @@ class FailoverCollector(Collector):
         yield from failover_families(self.current())
 
     def current(self) -> Snapshot:
-        """The snapshot to show: the store's, or an empty one once it is too old."""
-        snap = self.store.current()
-        if snap.last_success is None or self.clock() - snap.last_success > self.stale_after:
-            return Snapshot()
-        return snap
+        return as_shown(self.store.current(), self.stale_after, self.clock())
 
 
 def failover_families(snap: Snapshot) -> Iterator[Metric]:

@@ -38,6 +38,18 @@ class Snapshot:
         return dataclasses.replace(self, generation=self.generation + 1, **changes)  # type: ignore[arg-type]
 
 
+def as_shown(snap: Snapshot, stale_after: float, now: float) -> Snapshot:
+    """What /metrics and /status show of a snapshot (one rule for both): all of it, the last known
+    failover data included while EM cannot be read; only once EM has been unreadable for more than
+    `stale_after` seconds (poll.stale_after_seconds; 0: never) is that data left out, never shown as
+    current. Its age is always there: time() - veeam_em_last_successful_poll_timestamp_seconds."""
+    if snap.last_success is not None and (stale_after <= 0 or now - snap.last_success <= stale_after):
+        return snap
+    return dataclasses.replace(
+        snap, plans=(), sessions=(), restore_points=_EMPTY, plan_vm_changes={}, readiness=Readiness()
+    )
+
+
 class Store:
     """Holds the current snapshot. Readers take a reference; writers swap in a whole new one."""
 

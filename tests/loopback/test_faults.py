@@ -165,6 +165,26 @@ def test_stale_data_is_dropped_after_the_configured_time() -> None:
         assert series(exp.scrape(), "veeam_failover_session_info")  # back once EM answers
 
 
+@pytest.mark.parametrize(("stale_after", "kept"), [(0, True), (900, False)])
+def test_an_outage_keeps_the_last_known_data_unless_told_otherwise(stale_after: float, kept: bool) -> None:
+    """By default the last known sessions stay through an EM outage of any length (20 minutes here),
+    on /metrics and /status alike; with poll.stale_after_seconds they go, from both, past it."""
+    poll = PollSettings(stale_after_seconds=stale_after)
+    with running_sim(SCENARIO) as sim, running_exporter(exporter_config(sim.url, poll=poll)) as exp:
+        exp.poll()
+        sim.world.faults.update({"status": 503})
+        exp.poll()
+        exp.exporter.clock = lambda: time.time() + 20 * 60
+        m = exp.scrape()
+        page = plain_http.get(exp.url + "/status").text
+        assert value(m, "veeam_em_up") == 0
+        assert bool(series(m, "veeam_failover_session_info")) is kept
+        assert bool(series(m, "veeam_failover_plan_info")) is kept
+        assert ("<h2>Plans</h2>" in page and "no failover session" not in page) or not kept
+        assert ("not shown" in page) is not kept
+        assert "Enterprise Manager cannot be read now" in page and "(20m" in page
+
+
 def test_backoff_grows_with_jitter_and_resets_on_success() -> None:
     poll = replace(PollSettings(), active_interval_seconds=10, max_backoff_seconds=300)
     with running_sim(SCENARIO) as sim, running_exporter(exporter_config(sim.url, poll=poll)) as exp:
