@@ -28,7 +28,9 @@ class ChecksByName:
         self.checked: dict[VmKey, float] = {}  # when each VM was last asked for (or found to have none)
         self.refused = False
 
-    def run(self, plans: tuple[Plan, ...], now: float) -> None:
+    def run(
+        self, plans: tuple[Plan, ...], now: float, had_points: frozenset[VmKey] | set[VmKey] = frozenset()
+    ) -> None:
         if self.refused:
             return
         rpo: dict[VmKey, float] = {}
@@ -55,4 +57,4 @@ class ChecksByName:
             if found:
                 self.book.take(found, now)
             elif not page.items or page.next_path is None:
-                self.book.none.add(key)
+                self.book.mark_none([key], had_points)

@@ -72,7 +72,13 @@ def _vm_families(
     has = RowGauge(
         "veeam_failover_plan_vm_has_restore_point",
         "1 if EM has a replica point of the plan VM, 0 if it has none at all (never replicated); absent "
-        "while not known yet." + _READ,
+        "while not known yet, and once its points went with a permanent failover." + _READ,
+        _V,
+    )
+    removed = RowGauge(
+        "veeam_failover_plan_vm_points_removed",
+        "1 for a plan VM whose replica points EM removed after a permanent failover (snapshot replicas): "
+        "it runs at the provider for good, it was not never replicated." + _READ,
         _V,
     )
     for p in plans:
@@ -81,12 +87,15 @@ def _vm_families(
             info.add_metric(lv, 1)
             point = r.latest.get((p.backup_server, vm))
             rows.append((lv, point))
-            if point is not None:
+            if (p.backup_server, vm) in r.removed:
+                removed.add_metric(lv, 1)
+            elif point is not None:
                 has.add_metric(lv, 1)
             elif (p.backup_server, vm) in r.none:
                 has.add_metric(lv, 0)
     yield info
     yield has
+    yield removed
     latest = RowGauge(
         "veeam_failover_plan_vm_latest_restore_point_timestamp_seconds",
         "CreationTimeUTC of the plan VM's newest replica point: what a failover now would lose is "

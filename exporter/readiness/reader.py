@@ -30,7 +30,7 @@ from exporter.em.model import LookupForm, Page, Plan, ReplicaPoint, Session
 from exporter.em.stats import APART_FROM_POLLS
 from exporter.polling.snapshot import Store
 from exporter.readiness.checks import ChecksByName
-from exporter.readiness.replica_book import ReplicaBook
+from exporter.readiness.replica_book import ReplicaBook, had_points
 from exporter.readiness.state import VmKey
 
 if TYPE_CHECKING:  # the client is passed in; only its type is needed here
@@ -94,7 +94,7 @@ class ReplicaReader:
                 self._read_new(now)
             self._watch(snap.sessions, now)
             if not self.first_page:
-                self.checks.run(snap.plans, now)
+                self.checks.run(snap.plans, now, had_points(snap.sessions))
         except EMError as exc:
             problems.append((exc.reason, str(exc)))
         problems += [("parse", message) for message in self._unreadable[:1]]
@@ -120,7 +120,7 @@ class ReplicaReader:
             if not page.items or page.next_path is None:
                 # every point read: these have none (asked for by name again after recheck_seconds)
                 missing = book.wanted - book.latest.keys()
-                book.none |= missing
+                book.mark_none(missing, had_points(self.store.current().sessions))
                 self.checks.checked.update(dict.fromkeys(missing, now))
                 break
             if book.wanted <= book.latest.keys() or min(p.created for p in page.items) < horizon:
@@ -170,15 +170,9 @@ class ReplicaReader:
                 ids.update(t.restore_point_id for t in s.tasks if t.restore_point_id)
         if not ids:
             return
-        form = self.lookup_form() or "urn"
-        if form == "entity":
-            for pid in sorted(ids)[: self.settings.checks_per_read]:
-                point = self.client.points.by_id(pid)
-                self.book.take([] if point is None else [point], now)
-            return
-        points, errors = self.client.points.by_ids(ids, form)
-        self._unreadable += errors
-        self.book.take(points, now)
+        self._unreadable += read_again(
+            self.client, self.book, ids, self.lookup_form() or "urn", now, self.settings.checks_per_read
+        )
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -196,3 +190,21 @@ class ReplicaReader:
 
     def stop(self) -> None:
         self._loop.stop(timeout=self.client.session.timeout + 5)
+
+
+def read_again(
+    client: EMClient, book: ReplicaBook, ids: set[str], form: LookupForm, now: float, one_by_one: int
+) -> list[str]:
+    """The points of these IDs, read again (their State), in the form this EM answers (`entity`: one GET
+    each, at most `one_by_one`); those EM no longer has are gone. Returns what could not be read."""
+    if form == "entity":
+        asked = set(sorted(ids)[:one_by_one])
+        found = [p for p in (client.points.by_id(pid) for pid in sorted(asked)) if p is not None]
+        book.take(found, now)
+        book.gone(asked, {p.id for p in found})
+        return []
+    points, errors = client.points.by_ids(ids, form)
+    book.take(points, now)
+    if not errors:
+        book.gone(ids, {p.id for p in points})
+    return list(errors)

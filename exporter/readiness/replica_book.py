@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from exporter.em.model import DR_STATES, ReplicaPoint
+from exporter.em.model import DR_STATES, ReplicaPoint, Session
 from exporter.readiness.state import LatestPoint, PlanKey, Readiness, VmKey
 
 
@@ -13,6 +13,7 @@ class ReplicaBook:
     def __init__(self) -> None:
         self.latest: dict[VmKey, LatestPoint] = {}
         self.none: set[VmKey] = set()  # EM has no point of these
+        self.removed: set[VmKey] = set()  # their points went after a permanent failover
         self.newest_by_server: dict[str, float] = {}  # the newest point seen of each backup server
         self.wanted: set[VmKey] = set()  # the plan VMs
 
@@ -21,6 +22,20 @@ class ReplicaBook:
         self.wanted = wanted
         self.latest = {k: v for k, v in self.latest.items() if k in wanted}
         self.none &= wanted
+        self.removed &= wanted
+
+    def mark_none(self, keys: Iterable[VmKey], had_points: frozenset[VmKey] | set[VmKey]) -> None:
+        """EM has no point of these VMs. One its plan's latest session failed over from a point had
+        points: they went with a permanent failover (of a snapshot replica); it was not never replicated."""
+        for key in keys:
+            (self.removed if key in had_points or key in self.removed else self.none).add(key)
+
+    def gone(self, watched: set[str], found: set[str]) -> None:
+        """Points read again by ID (`watched`) that EM no longer has: a VM whose newest point was in a DR
+        state (no new point is made then, so none ages out) lost its points to a permanent failover."""
+        for key, point in self.latest.items():
+            if point.id in watched - found and point.state in DR_STATES:
+                self.removed.add(key)
 
     def take(self, points: Iterable[ReplicaPoint], now: float) -> None:
         """Points read from EM: a plan VM's newer point replaces its newest; the same point again brings
@@ -38,6 +53,8 @@ class ReplicaBook:
             since = current.state_since if current is not None and current.state == state else now
             self.latest[key] = LatestPoint(p.id, p.created, state, since)
             self.none.discard(key)
+            if current is None or p.id != current.id:
+                self.removed.discard(key)  # a new point: it is replicated again
 
     def in_dr(self) -> set[str]:
         """IDs of the newest points in a DR state: an undo or a failback makes no new point."""
@@ -64,6 +81,7 @@ class ReplicaBook:
         return Readiness(
             latest=MappingProxyType(dict(self.latest)),
             none=frozenset(self.none),
+            removed=frozenset(self.removed),
             rpo=MappingProxyType(rpo),
             complete=complete,
             read_at=read_at,
@@ -71,3 +89,8 @@ class ReplicaBook:
             read_requests=requests,
             read_errors=MappingProxyType(errors),
         )
+
+
+def had_points(sessions: Iterable[Session]) -> set[VmKey]:
+    """The VMs the plans' latest sessions failed over from a replica point: they had points then."""
+    return {(s.backup_server, t.vm) for s in sessions for t in s.tasks if t.restore_point_id}

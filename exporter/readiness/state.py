@@ -35,6 +35,8 @@ def in_dr_since(point: LatestPoint, session: Session | None, vm: str) -> float:
 class Readiness:
     latest: Mapping[VmKey, LatestPoint] = field(default_factory=lambda: MappingProxyType({}))
     none: frozenset[VmKey] = frozenset()  # EM has no replica point of these VMs at all
+    # these had points, and EM removed them after a permanent failover (snapshot replicas): never "none"
+    removed: frozenset[VmKey] = frozenset()
     rpo: Mapping[PlanKey, float] = field(default_factory=lambda: MappingProxyType({}))
     complete: bool = False  # the first read has covered every plan VM
     read_at: float | None = None  # when the last read began

@@ -24,6 +24,10 @@ def readiness_section(snap: Snapshot, now: float) -> str:
         newest = []
         for vm in dict.fromkeys(p.vms):
             point = r.latest.get((p.backup_server, vm))
+            if (p.backup_server, vm) in r.removed:
+                why = "points removed after a permanent failover: it runs at the provider for good"
+                attention.append((2, _vm_row(p, vm, "run", why, None, now)))
+                continue
             if point is None:
                 if (p.backup_server, vm) in r.none:
                     counts["none"] += 1

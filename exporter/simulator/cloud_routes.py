@@ -128,7 +128,8 @@ async def points(sim: Responder, request: Request, caller: Logon) -> Response:
     item = sim.profile.point_item
     digits = sim.profile.time_digits
     if request.query_params.get("format", "").lower() == "entity":
-        nodes = [render.point_entity(base, p, item, digits, state) for p, state in pts]
+        vm_name = sim.profile.point_vm_name
+        nodes = [render.point_entity(base, p, item, digits, state, vm_name) for p, state in pts]
         return sim.respond(request, ("CloudVmReplicaPoints", {}, nodes), collection_item=item)
     return sim.respond(
         request, ("EntityReferences", {}, [render.point_ref(base, p) for p, _ in pts]), collection_item="Ref"
@@ -147,7 +148,10 @@ async def point(sim: Responder, request: Request, caller: Logon) -> Response:
     p, state = found_here[0]
     base = sim.base(request)
     if request.query_params.get("format", "").lower() == "entity":
-        return sim.respond(request, render.point_entity(base, p, digits=sim.profile.time_digits, state=state))
+        node = render.point_entity(
+            base, p, digits=sim.profile.time_digits, state=state, vm_name=sim.profile.point_vm_name
+        )
+        return sim.respond(request, node)
     return sim.respond(request, render.point_ref(base, p))
 
 

@@ -26,7 +26,7 @@ async def set_faults(sim: Responder, request: Request) -> Response:
 
 
 async def expire_tokens(sim: Responder, request: Request) -> Response:
-    sim.world.expire_tokens()
+    sim.world.logon_book.expire()
     return JSONResponse({"ok": True})
 
 
@@ -43,8 +43,9 @@ async def stats(sim: Responder, request: Request) -> Response:
 
 
 async def set_replica_state(sim: Responder, request: Request) -> Response:
-    """`{"plan": name, "state": "Ready"|"Failback"|"PermanentFailover"|...}`: what an undo, a failback
-    or a permanent failover does to the plan VMs' newest points (EM has no failback call of its own)."""
+    """`{"plan": name, "state": "Ready"|"Failback"|"PermanentFailover"|..., "remove_points": false}`: what
+    an undo, a failback or a permanent failover does to the plan VMs' replicas (EM has no failback call
+    of its own); `remove_points`: a permanent failover of snapshot replicas removes their points."""
     try:
         data = json.loads(await request.body() or b"{}")
     except ValueError:
@@ -55,7 +56,7 @@ async def set_replica_state(sim: Responder, request: Request) -> Response:
         or not isinstance(data.get("state"), str)
     ):
         return JSONResponse({"error": "body must be {plan: name, state: State}"}, status_code=400)
-    n = sim.world.set_replica_state(data["plan"], data["state"])
+    n = sim.world.set_replica_state(data["plan"], data["state"], data.get("remove_points") is True)
     if not n:
         return JSONResponse({"error": "no such plan, or its VMs have no point"}, status_code=404)
     return JSONResponse({"ok": True, "vms": n})

@@ -55,7 +55,7 @@ async def query(sim: Responder, request: Request, caller: Logon) -> Response:
         items = [
             (
                 _point_record(p, state),
-                partial(render.point_entity, base, p, item, digits, state)
+                partial(render.point_entity, base, p, item, digits, state, sim.profile.point_vm_name)
                 if entities
                 else partial(render.point_ref, base, p),
             )

@@ -326,7 +326,12 @@ def session_ref(base: str, s: SessionView) -> Node:
 
 
 def point_entity(
-    base: str, p: Point, item_name: str = "CloudVmReplicaPoint", digits: int = 3, state: str = "Ready"
+    base: str,
+    p: Point,
+    item_name: str = "CloudVmReplicaPoint",
+    digits: int = 3,
+    state: str = "Ready",
+    vm_name: bool = True,
 ) -> Node:
     href = f"{base}/cloud/vmReplicaPoints/{p.id}"
     return (
@@ -352,7 +357,7 @@ def point_entity(
                 ]
             ),
             _leaf("CreationTimeUTC", em_time(p.created, digits)),
-            _leaf("VmName", p.vm),
+            *([_leaf("VmName", p.vm)] if vm_name else []),
             _leaf("PointType", "Increment"),
             _leaf("State", state),
         ],

@@ -73,7 +73,9 @@ class Replication:
             while self._next and self._next[0][0] <= now:
                 at, plan_id, vm = heapq.heappop(self._next)
                 key = (plan_id, vm)
-                sched = self._schedules[key]
+                sched = self._schedules.get(key)
+                if sched is None:  # its points went (a permanent failover): it is replicated no more
+                    continue
                 pts = self.by_vm[key]
                 if not pts or self.state_at(pts[0].id, at) not in DR_STATES:
                     sched.made += 1
@@ -121,15 +123,32 @@ class Replication:
             changes.append((at, state))
             changes.sort(key=lambda c: c[0])
 
-    def set_plan_state(self, plan: PlanSpec, at: float, state: str) -> int:
-        """Every VM of the plan: its newest point takes this State from `at` (undo: Ready). How many."""
+    def set_plan_state(self, plan: PlanSpec, at: float, state: str, remove_points: bool = False) -> int:
+        """Every VM of the plan with a point: its replica takes this State from `at` (undo: Ready), on every
+        one of its points (EM: "State of the tenant VM replica"). A failback first makes a new point (EM:
+        the "failback protective snapshot" "acts as a new restore point"); a permanent failover of a
+        snapshot replica (`remove_points`) removes its points. How many VMs."""
         with self.lock:
             n = 0
             for vm in plan.vms:
-                pts = self.by_vm.get((plan.id, vm.name)) or []
-                if pts:
-                    self.set_state(pts[0].id, at, state)
-                    n += 1
+                key = (plan.id, vm.name)
+                pts = self.by_vm.get(key) or []
+                if not pts:
+                    continue
+                n += 1
+                if state == "PermanentFailover" and remove_points:
+                    for p in pts:
+                        self.points.pop(p.id, None)
+                    self.by_vm[key] = []
+                    self._schedules.pop(key, None)
+                    continue
+                if state == "Failback":
+                    pid = stable_id("point", plan.id, vm.name, "failback", str(at))
+                    protective = self._point(pid, plan, vm.name, float(int(at)))
+                    pts.insert(0, protective)
+                    self.points[pid] = protective
+                for p in pts:
+                    self.set_state(p.id, at, state)
             return n
 
     def failover(

@@ -82,10 +82,6 @@ class World:
             self.task_book.forget(session_id)
             return True
 
-    def expire_tokens(self) -> None:
-        """Forget every logon session, as EM does after its idle timeout or a restart."""
-        self.logon_book.expire()
-
     # -- sessions ---------------------------------------------------------------------------
 
     def _materialize(self, now: float) -> None:
@@ -141,12 +137,15 @@ class World:
             self.replication.advance(now, self.plans)
             return self.replication.visible(ids, lambda server: self.collections.as_of(server, now))
 
-    def set_replica_state(self, plan_name: str, state: str) -> int:
-        """The newest point of each VM of the named plan takes this State now (undo: Ready; a failback;
-        a permanent failover). How many VMs."""
+    def set_replica_state(self, plan_name: str, state: str, remove_points: bool = False) -> int:
+        """The named plan's replicas take this State now (replication.set_plan_state). How many VMs."""
+        plan = next((p for p in self.plans.values() if p.name == plan_name), None)
         with self.lock:
-            plan = next((p for p in self.plans.values() if p.name == plan_name), None)
-            return 0 if plan is None else self.replication.set_plan_state(plan, self.clock(), state)
+            return (
+                0
+                if plan is None
+                else self.replication.set_plan_state(plan, self.clock(), state, remove_points)
+            )
 
     def session(self, session_id: str) -> SessionView | None:
         return next((s for s in self.sessions() if s.id == session_id), None)

@@ -71,7 +71,7 @@ def test_relogon_once_after_expiry_and_the_call_still_succeeds() -> None:
     with running_sim(TWO_PLANS) as sim:
         c = client(sim.url)
         c.plans()
-        sim.world.expire_tokens()
+        sim.world.logon_book.expire()
         plans, _ = c.plans()
         assert len(plans) == 2
         assert c.stats.logons == 2

@@ -216,7 +216,7 @@ def test_the_exporter_keeps_no_em_cookies() -> None:
     # stale token after a new logon.
     with running_sim(scenario("default")) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()
-        sim.world.expire_tokens()
+        sim.world.logon_book.expire()
         exp.poll()
         assert value(exp.scrape(), "veeam_em_up") == 1
         assert sim.world.cookie_requests == 0

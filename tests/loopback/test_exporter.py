@@ -334,7 +334,7 @@ def test_a_quiet_poll_refreshes_the_plans_and_drops_a_deleted_one() -> None:
 def test_relogon_after_expiry_does_not_fail_a_poll() -> None:
     with running_sim(mixed("Success")) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()
-        sim.world.expire_tokens()
+        sim.world.logon_book.expire()
         exp.poll()
         m = exp.scrape()
     assert value(m, "veeam_em_up") == 1

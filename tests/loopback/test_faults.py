@@ -76,7 +76,7 @@ def test_breaking_faults(fault: dict[str, Any], reason: str, em: dict[str, Any])
 def test_logons_refused() -> None:
     with running_sim(SCENARIO) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()
-        sim.world.expire_tokens()
+        sim.world.logon_book.expire()
         sim.world.faults.update({"refuse_logon": True})
         exp.poll()
         m = exp.scrape()

@@ -165,7 +165,7 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 url = f"http://127.0.0.1:{port}"
                 auth = ("prometheus", SCRAPE_PASSWORD)
                 wait_ready(url + "/readyz", proc, log)
-                sim.world.expire_tokens()  # a re-logon, on the record
+                sim.world.logon_book.expire()  # a re-logon, on the record
                 time.sleep(1)
                 h = {"Authorization": f"Bearer {TOKEN}"}
                 responses = [
@@ -217,7 +217,7 @@ def test_no_secret_in_any_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 while len(hook.received) < 6 and time.monotonic() < deadline:
                     time.sleep(0.1)
                 sim.world.faults.update({"refuse_logon": True})
-                sim.world.expire_tokens()
+                sim.world.logon_book.expire()
                 time.sleep(1.5)  # a failed logon, on the record
                 responses.append(plain_http.get(url + "/metrics", auth=auth))
                 outputs += [r.text for r in responses] + [str(dict(r.headers)) for r in responses]

@@ -121,7 +121,7 @@ def test_an_expired_logon_session_is_renewed_within_the_poll(profile: str) -> No
     sc = scenario_from_dict(_failover(profile))
     with running_sim(sc) as sim, running_exporter(exporter_config(sim.url)) as exp:
         exp.poll()
-        sim.world.expire_tokens()  # EM restarted, or its 15-minute idle timeout struck
+        sim.world.logon_book.expire()  # EM restarted, or its 15-minute idle timeout struck
         exp.poll()
         sim.clock.advance(16 * 60)  # idle past EM's timeout
         exp.poll()

@@ -15,6 +15,7 @@ import pytest
 from exporter.config import PollSettings, ReadinessSettings
 from exporter.em.replica_points import EP_POINT_NEWEST, EP_POINT_OF_VM, EP_POINT_QUERY
 from exporter.simulator.profiles import VERSION_PROFILES
+from exporter.simulator.scenario import scenario_from_dict
 from tests import plain_http
 from tests.helpers import (
     RunningExporter,
@@ -321,3 +322,70 @@ def test_a_read_beside_a_poll_is_not_counted_as_the_poll_requests() -> None:
     assert read is not None and read >= seen[points_route] >= 1
     # the poll's own requests: everything EM saw meanwhile but the read's
     assert value(m, "veeam_em_poll_requests") == sum(seen.values()) - read
+
+
+def _fail_over(sim: RunningSim, exp: RunningExporter) -> None:
+    """ACME fails over now, and the exporter sees its session and the points in Failover."""
+    plan = next(p for p in sim.world.plans.values() if p.name == "ACME")
+    with sim.world.lock:
+        sim.world._new_session(plan, sim.clock(), None)
+    sim.clock.advance(120)  # the VMs' tasks are done
+    exp.poll()
+    exp.read_points()
+
+
+def test_a_failback_makes_a_new_point_the_newest() -> None:
+    """EM: failback's "protective snapshot" "acts as a new restore point"."""
+    with running_sim(scenario()) as sim, exporter(sim) as exp:
+        exp.read_points()
+        _fail_over(sim, exp)
+        assert state(exp.scrape(), "web") == "Failover"
+        before = latest(exp.scrape(), "web")
+        sim.clock.advance(600)
+        at = sim.clock()
+        r = plain_http.post(f"{sim.url}/_sim/replica-state", json={"plan": "ACME", "state": "Failback"})
+        assert r.status_code == 200
+        sim.clock.advance(1)
+        exp.read_points()
+        m = exp.scrape()
+        assert state(m, "web") == "Failback"
+        assert latest(m, "web") == int(at) and before is not None and int(at) > before
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_points_removed_after_a_permanent_failover_are_not_never_replicated(restart: bool) -> None:
+    """A permanent failover of snapshot replicas removes their points: the VM runs at the provider for
+    good. Seen going (or, after a restart, known failed over by its plan's latest session), it is reported
+    so, never as never replicated, and no alert of a VM without points fires."""
+    with running_sim(scenario()) as sim:
+        with exporter(sim) as exp:
+            exp.read_points()
+            _fail_over(sim, exp)
+            body = {"plan": "ACME", "state": "PermanentFailover", "remove_points": True}
+            assert plain_http.post(f"{sim.url}/_sim/replica-state", json=body).status_code == 200
+            sim.clock.advance(1)
+            exp.read_points()
+            m = exp.scrape()
+        if restart:
+            with exporter(sim) as exp:  # a new exporter knows nothing of before
+                exp.poll()
+                exp.read_points()
+                sim.clock.advance(1000)  # the checks by name, after recheck_seconds
+                exp.read_points()
+                m = exp.scrape()
+    for vm in ("web", "db"):
+        assert value(m, "veeam_failover_plan_vm_points_removed", **ACME, vm=vm) == 1, vm
+        assert value(m, "veeam_failover_plan_vm_has_restore_point", **ACME, vm=vm) is None, vm
+    assert value(m, "veeam_failover_plan_vms_without_restore_point", **ACME) == 1  # legacy: never had one
+    assert value(m, "veeam_failover_plan_vm_has_restore_point", **ACME, vm="legacy") == 0
+
+
+def test_points_that_name_their_vm_only_by_display_name_are_read() -> None:
+    """13.1's examples: a point carries the VmDisplayName attribute and no VmName element."""
+    sc = scenario_from_dict(scenario())
+    sc = dataclasses.replace(sc, profile=dataclasses.replace(sc.profile, point_vm_name=False))
+    with running_sim(sc) as sim, exporter(sim) as exp:
+        exp.read_points()
+        m = exp.scrape()
+        assert latest(m, "web") == newest(sim, "ACME", "web")
+        assert latest(m, "app", {"backup_server": "vbr02", "plan": "Globex"}) == newest(sim, "Globex", "app")

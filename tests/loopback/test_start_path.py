@@ -120,7 +120,7 @@ def test_ems_own_refusal_of_the_start_is_a_4xx_and_frees_the_key(tmp_path: Path)
 def test_a_logon_refused_during_a_start_is_a_503_that_names_no_account(tmp_path: Path) -> None:
     with env(tmp_path) as e:
         e.sim.world.faults.update({"refuse_logon": True})
-        e.sim.world.expire_tokens()
+        e.sim.world.logon_book.expire()
         r = e.start(ACME)
         assert r.status_code == 503 and "not sent" in r.json()["reason"]
         assert "admin" not in r.json()["reason"]
