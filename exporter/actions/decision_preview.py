@@ -72,6 +72,7 @@ class Facts:
     dry_run_switch: bool
     kill_switch: bool
     now: float
+    in_dr: tuple[str, ...] = ()  # the plan's VMs running in DR now
 
 
 def preview(facts: Facts) -> Preview:
@@ -106,6 +107,7 @@ def _refusal(f: Facts, mode: Mode) -> Refusal | None:
         return Refusal("forbidden", 403, why)
     request = f.decision.request
     _, refused = guards.admit(f.plan, f.requester, request, f.settings, f.now, kill_switch=f.kill_switch)
+    refused = refused or guards.vms_in_dr(request, f.in_dr)
     if refused is not None:
         return refused
     meanwhile = ran_meanwhile(f.decision, f.latest)

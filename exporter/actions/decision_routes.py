@@ -162,7 +162,7 @@ def decision_routes(actions: Actions) -> list[Route]:
             content = {**d.to_json(), "approver": caller.name}
             now = actions.preview(did) if d.status in (400, 409) else None
             if now is not None:  # still waiting: what approving would do now
-                content["now"] = now.to_json()
+                content["now"] = now
             return answer(d.status, content, as_page)
         status, content = await run_in_threadpool(actions.reject, caller, did, reason)
         return answer(status, content, as_page)
@@ -178,9 +178,7 @@ def decision_routes(actions: Actions) -> list[Route]:
         decision, now = await run_in_threadpool(actions.decision, did)
         shown = None if decision is None else decision.shown()
         return HTMLResponse(
-            decision_page.render(
-                did, shown, None if now is None else now.to_json(), actions.settings.approval_timeout_seconds
-            ),
+            decision_page.render(did, shown, now, actions.settings.approval_timeout_seconds),
             status_code=200 if decision is not None else 404,
             headers=decision_page.HEADERS,
         )

@@ -25,7 +25,6 @@ from exporter.actions.approvals import Approvals
 from exporter.actions.audit.log import AuditLogUnavailable
 from exporter.actions.audit.recorder import Recorder
 from exporter.actions.audit.records import PendingDecision
-from exporter.actions.decision_preview import Preview
 from exporter.actions.decision_views import DecisionViews
 from exporter.actions.decisions import PendingDecisions
 from exporter.actions.locks import StartLocks
@@ -144,11 +143,11 @@ class Actions:
     def pending(self, caller: Caller | None) -> list[dict[str, Any]]:
         return self._views.pending(caller)
 
-    def decision(self, decision_id: str) -> tuple[PendingDecision | None, Preview | None]:
-        """A pending decision and what approving it does now."""
+    def decision(self, decision_id: str) -> tuple[PendingDecision | None, dict[str, Any] | None]:
+        """A pending decision and what approving it does now, with the plan's facts."""
         return self._views.view(decision_id)
 
-    def preview(self, decision_id: str) -> Preview | None:
+    def preview(self, decision_id: str) -> dict[str, Any] | None:
         """What approving a pending decision does now (None: no such decision)."""
         return self._views.view(decision_id)[1]
 

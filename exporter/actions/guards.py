@@ -59,6 +59,19 @@ def admit(
     return req.start_date, None
 
 
+def vms_in_dr(req: StartRequest, in_dr: tuple[str, ...]) -> Refusal | None:
+    """A plan some of whose VMs already run from their replicas (Failover) is not started again unless
+    the request says so: that is a failover over a failover, not a first one."""
+    if not in_dr or req.allow_vms_in_dr:
+        return None
+    shown = ", ".join(in_dr[:5]) + (f" and {len(in_dr) - 5} more" if len(in_dr) > 5 else "")
+    why = (
+        f"{len(in_dr)} of the plan's VMs run in DR already ({shown}); to start it anyway, ask with "
+        '"allow_vms_in_dr": true'
+    )
+    return Refusal("conflict", 409, why)
+
+
 def within_limits(plan: Plan, state: AuditState, settings: ActionSettings, now: float) -> Refusal | None:
     """The global limits: starts in the last hour across all plans, and on the plan's backup server."""
     started = state.starts_within(3600, now)

@@ -75,6 +75,8 @@ class StartRequest:
     alert_fingerprint: str | None = None
     remote: str = ""
     alert: dict[str, str] | None = None  # the alert's labels, for the approver and the announcements
+    # start even though some of the plan's VMs run in DR already (guards.vms_in_dr refuses otherwise)
+    allow_vms_in_dr: bool = False
 
 
 @dataclass(frozen=True)

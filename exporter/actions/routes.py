@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # types only
     from exporter.actions.engine import Actions
 
 
-START_FIELDS = {"start_now", "start_date", "dry_run", "reason"}
+START_FIELDS = {"start_now", "start_date", "dry_run", "reason", "allow_vms_in_dr"}
 # the endpoints of this module (the decisions' are decision_routes.DECISION_PATHS): enabled or not, the
 # same paths answer
 PATHS = (
@@ -52,6 +52,9 @@ def _start_request(plan_ref: str, body: bytes, idempotency_key: str | None, remo
     dry_run = data.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise BadRequest(400, "dry_run must be true or false")
+    allow_vms_in_dr = data.get("allow_vms_in_dr", False)
+    if not isinstance(allow_vms_in_dr, bool):
+        raise BadRequest(400, "allow_vms_in_dr must be true or false")
     reason = data.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 500:
         raise BadRequest(400, "reason must be a string of at most 500 characters")
@@ -67,6 +70,7 @@ def _start_request(plan_ref: str, body: bytes, idempotency_key: str | None, remo
         reason=reason,
         idempotency_key=None if idempotency_key is None else f"api:{idempotency_key}",
         remote=remote,
+        allow_vms_in_dr=allow_vms_in_dr,
     )
 
 

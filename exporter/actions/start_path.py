@@ -16,6 +16,7 @@ from exporter.actions.audit.recorder import Recorder
 from exporter.actions.decisions import PendingDecisions
 from exporter.actions.locks import StartLocks
 from exporter.actions.model import Approval, Attempt, Decision, StartRequest, request_id
+from exporter.actions.plan_facts import vms_in_dr
 from exporter.actions.switches import Switches
 from exporter.actions.tracker import TaskTracker
 from exporter.config import ActionSettings, Caller
@@ -59,6 +60,7 @@ class StartPath:
         start_date, refusal = guards.admit(
             plan, caller, req, self.settings, time.time(), kill_switch=self.switches().kill_switch
         )
+        refusal = refusal or guards.vms_in_dr(req, vms_in_dr(plan, snap))
         if refusal is not None:
             return self.recorder.decide(attempt, refusal.outcome, refusal.status, refusal.reason)
         scoped = replace(req, idempotency_key=guards.scoped_key(caller, plan, req.idempotency_key))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.http.page_parts import CSS, e
+from exporter.http.page_parts import age as _age
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -58,6 +59,7 @@ def render(
         labels = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(alert.items()))
         rows += f"<tr><th>Alert labels</th><td>{labels}</td></tr>"
     rows += f"<tr><th>Plan now</th><td>{e(now['plan_state'])}</td></tr>"
+    rows += _fact_rows(now.get("plan_facts"))
     passes = now["checks"] == "pass"
     checks = "every check passes now" if passes else f"refused now: {now['checks']}"
     css = "ok" if passes else "bad"
@@ -102,3 +104,28 @@ def result(status: int, content: dict[str, Any]) -> str:
     back = content.get("request_id")
     link = f"<p><a href='/status/decisions/{e(back)}'>Look again</a></p>" if isinstance(now, dict) else ""
     return _page(title, f"<table><tbody>{rows}</tbody></table>{link}")
+
+
+def _fact_rows(facts: Any) -> str:
+    """What the approver should know of the plan before a failover starts (actions/plan_facts.py)."""
+    if not isinstance(facts, dict):
+        return "<tr><th>Plan facts</th><td class='bad'>the plan is not among EM's plans now</td></tr>"
+    loss = facts.get("expected_data_loss_seconds")
+    age = facts.get("em_data_age_seconds")
+    never = facts.get("never_replicated") or []
+    in_dr = facts.get("in_dr") or []
+    cells = [
+        ("Tenant", e(facts.get("tenant", "")), ""),
+        ("VMs", e(facts.get("vm_count", "")), ""),
+        (
+            "Expected data loss",
+            "unknown (replica points not read)"
+            if loss is None
+            else f"{e(_age(loss))} (its VMs' oldest newest point)",
+            "",
+        ),
+        ("Never replicated", e(", ".join(never)) if never else "none", "bad" if never else ""),
+        ("Already in DR", e(", ".join(in_dr)) if in_dr else "none", "bad" if in_dr else ""),
+        ("EM's data of its backup server", "unknown" if age is None else f"{e(_age(age))} old at least", ""),
+    ]
+    return "".join(f"<tr><th>{label}</th><td class='{css}'>{value}</td></tr>" for label, value, css in cells)

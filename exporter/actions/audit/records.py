@@ -33,6 +33,7 @@ def pending_fields(request: StartRequest, spec: dict[str, Any], expires: float) 
         "requested": {
             "start": None if request.start_date is None else iso(request.start_date.timestamp()),
             "dry_run": request.dry_run,
+            "allow_vms_in_dr": request.allow_vms_in_dr,
         },
         "alert": request.alert,
     }
@@ -126,6 +127,7 @@ class PendingDecision:
             alert_fingerprint=record.get("alert_fingerprint"),
             remote=str(record.get("remote") or ""),
             alert=alert if isinstance(alert, dict) else None,
+            allow_vms_in_dr=requested.get("allow_vms_in_dr") is True,
         )
         return cls(
             request_id=str(record.get("request_id") or ""),
