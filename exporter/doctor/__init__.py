@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from exporter.config import Config
-from exporter.doctor import connection, em_checks
+from exporter.doctor import connection, em_checks, permissions
 from exporter.doctor.model import Check, Found, as_json, passed
 from exporter.em.client import client_for
 
@@ -51,6 +51,8 @@ def run_checks(config: Config) -> Iterator[Check]:
         if plans.status != "FAIL":
             yield from em_checks.queries(client, found)
             yield em_checks.data_age(found)
+            yield permissions.may_start(client, found)
+            yield permissions.may_collect(client, found)
         yield Check("token idle expiry", "SKIP", "not probed: EM ends an idle logon after 15 minutes")
         yield em_checks.logout(client)
     finally:

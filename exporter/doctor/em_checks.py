@@ -169,6 +169,12 @@ def quote(value: str) -> str:
 
 def replica_points(client: EMClient, found: Found) -> Check:
     point_id = next((t.restore_point_id for s in found.sessions for t in s.tasks if t.restore_point_id), None)
+    for s in found.sessions[:3] if point_id is None else ():
+        # EM may leave finished sessions' VM tasks out of query answers: the entity may have them
+        tasks = client.session_entity(s.id).tasks
+        point_id = next((t.restore_point_id for t in tasks if t.restore_point_id), None)
+        if point_id is not None:
+            break
     if point_id is None:
         return Check("replica points", "SKIP", "no failover session with a VM to look a point up by")
     for form in LOOKUP_FORMS:

@@ -38,6 +38,7 @@ EP_SESSION_QUERY = "/api/query?type=CloudFailoverSession"
 EP_SESSION_COUNT = "/api/query?type=CloudFailoverSession&format=References"
 EP_TASK = "/api/tasks/{id}"
 EP_SESSION = "/api/cloud/failoverSessions/{id}"
+EP_BACKUP_SERVER = "/api/backupServers/{id}"
 EP_COLLECT = "/api/backupServers/{id}?action=collect"
 
 
@@ -124,6 +125,17 @@ class EMClient:
         """One session as an entity, its VM tasks included where EM writes them (a query answer may not)."""
         path = f"/cloud/failoverSessions/{quote(session_id, safe='')}?format=Entity"
         return self.session.get_parsed(path, EP_SESSION, parse.parse_session)
+
+    def action_links(self, kind: str, entity_id: str) -> dict[str, str]:
+        """The links by Rel of a plan (`kind` "plan") or a backup server ("backup server") as EM writes
+        them for this account: whether it offers Start (a plan's start, a server's collection)."""
+        path, endpoint = {
+            "plan": ("/cloud/cloudFailoverPlans/{}?format=Entity", EP_PLAN),
+            "backup server": ("/backupServers/{}?format=Entity", EP_BACKUP_SERVER),
+        }[kind]
+        return self.session.get_parsed(
+            path.format(quote(entity_id, safe="")), endpoint, parse.parse_action_links
+        )
 
     def session_count(self, since: float) -> int | None:
         """How many failover sessions were created at or after `since`, in one small request: a page of

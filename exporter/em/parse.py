@@ -278,3 +278,9 @@ def parse_task(body: bytes) -> Task:
         message=message,
         related_session_id=related,
     )
+
+
+def parse_action_links(body: bytes) -> dict[str, str]:
+    """An entity's links by Rel (`Start`, `Edit`, ...): what EM offers to do with it."""
+    root = parse_document(body)
+    return {str(link.get("Rel")): str(link.get("Href") or "") for link in links(root) if link.get("Rel")}

@@ -47,6 +47,7 @@ class Simulator:
             Route("/api/cloud/failoverSessions/{id}", auth(cloud_routes.session), methods=[em]),
             Route("/api/cloud/vmReplicaPoints", auth(cloud_routes.points), methods=[em]),
             Route("/api/cloud/vmReplicaPoints/{id}", auth(cloud_routes.point), methods=[em]),
+            Route("/api/backupServers/{id}", auth(cloud_routes.server), methods=[em]),
             Route("/api/backupServers/{id}", auth(cloud_routes.server_action), methods=["POST"]),
             Route("/api/query", auth(query_routes.query), methods=[em]),
             Route("/api/tasks/{id}", auth(cloud_routes.task), methods=[em]),

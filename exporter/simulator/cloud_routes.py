@@ -44,8 +44,25 @@ async def plan(sim: Responder, request: Request, caller: Logon) -> Response:
         return sim.error(request, 404, "Cloud failover plan not found.")
     base = sim.base(request)
     if request.query_params.get("format", "").lower() == "entity":
-        return sim.respond(request, render.plan_entity(base, plan))
+        return sim.respond(request, render.plan_entity(base, plan, actions=may_act(sim, caller)))
     return sim.respond(request, render.plan_ref(base, plan))
+
+
+def may_act(sim: Responder, caller: Logon) -> bool:
+    """Whether action links show for this caller (profiles.py: action_links)."""
+    if sim.profile.action_links == "always":
+        return True
+    return sim.world.logon_book.role(caller.username) == "portal_administrator"
+
+
+async def server(sim: Responder, request: Request, caller: Logon) -> Response:
+    server_id = request.path_params["id"]
+    name = sim.world.servers.get(server_id)
+    if name is None:
+        return sim.error(request, 404, "Backup server not found.")
+    return sim.respond(
+        request, render.backup_server_entity(sim.base(request), server_id, name, may_act(sim, caller))
+    )
 
 
 async def plan_action(sim: Responder, request: Request, caller: Logon) -> Response:
@@ -54,6 +71,8 @@ async def plan_action(sim: Responder, request: Request, caller: Logon) -> Respon
     action = request.query_params.get("action", "")
     if action != "start":
         return sim.error(request, 400, f"Unsupported action '{action[:40]}'.")
+    if sim.world.logon_book.role(caller.username) != "portal_administrator":
+        return sim.error(request, 403, "Access denied.")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     try:
@@ -71,7 +90,7 @@ async def server_action(sim: Responder, request: Request, caller: Logon) -> Resp
     action = request.query_params.get("action", "")
     if action != "collect":
         return sim.error(request, 400, f"Unsupported action '{action[:40]}'.")
-    if sim.world.logon_book.role(caller.username) == "restore_operator":
+    if sim.world.logon_book.role(caller.username) != "portal_administrator":
         return sim.error(request, 403, "Access denied.")
     refused = sim.world.faults.collect_status
     if refused is not None:

@@ -44,6 +44,9 @@ class EMProfile:
     # a replica point's VmName element (the XSD has it; the 13.1 examples carry only the VmDisplayName
     # attribute and no VmName)
     point_vm_name: bool = True
+    # Whether an entity's action links (a plan's Start, a backup server's collect) show only for users
+    # whose role may take them ("by_role") or for everyone ("always"): EM does not say
+    action_links: str = "always"
     tasks_in_query: str = "always"
     tasks_when_ended: str = "kept"
 

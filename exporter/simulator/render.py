@@ -166,17 +166,40 @@ def backup_server_link(base: str, name: str) -> Link:
     return Link("Up", f"{base}/backupServers/{stable_id('server', name)}", name, "BackupServerReference")
 
 
-def plan_entity(base: str, plan: PlanSpec, root: bool = True) -> Node:
+def backup_server_entity(base: str, server_id: str, name: str, actions: bool = True) -> Node:
+    """`GET /backupServers/{ID}?format=Entity`: its Start link asks EM to collect from it."""
+    href = f"{base}/backupServers/{server_id}"
+    links = [Link("Alternate", href, name, "BackupServerReference")]
+    if actions:
+        links.append(Link("Start", f"{href}?action=collect", name, "BackupServer"))
+    node: Node = (
+        "BackupServer",
+        {
+            "Href": f"{href}?format=Entity",
+            "Type": "BackupServer",
+            "Name": name,
+            "UID": f"urn:veeam:BackupServer:{server_id}",
+        },
+        [_links(links), _leaf("Description", ""), _leaf("Port", 9392), _leaf("Version", "13.0")],
+    )
+    return node
+
+
+def plan_entity(base: str, plan: PlanSpec, root: bool = True, actions: bool = True) -> Node:
+    """A plan; `actions` False: without the links of what the caller may not do (profiles.py)."""
     href = f"{base}/cloud/cloudFailoverPlans/{plan.id}"
     links = [
         backup_server_link(base, plan.backup_server),
         Link("Alternate", href, plan.name, "CloudFailoverPlanReference"),
-        Link("Edit", href, plan.name, "CloudFailoverPlanReference"),
-        Link("Start", f"{href}?action=start"),
-        Link("Test", f"{href}?action=test"),
-        Link("Undo", f"{href}?action=undo"),
-        Link("Delete", href, plan.name, "CloudFailoverPlanReference"),
     ]
+    if actions:
+        links += [
+            Link("Edit", href, plan.name, "CloudFailoverPlanReference"),
+            Link("Start", f"{href}?action=start"),
+            Link("Test", f"{href}?action=test"),
+            Link("Undo", f"{href}?action=undo"),
+            Link("Delete", href, plan.name, "CloudFailoverPlanReference"),
+        ]
     vms: list[Node] = [
         (
             "CloudFailoveredVm",

@@ -13,8 +13,10 @@ from exporter.simulator.views import SessionView
 RESULTS = ("Success", "Warning", "Failed")
 REPLICATION = ("running", "stopped", "never")
 # EM roles a simulated user can have. "none": the logon itself is refused (403); "restore_operator":
-# logged on, but the Cloud Connect resources answer 403 (an action outside the role).
-ROLES = ("portal_administrator", "restore_operator", "none")
+# logged on, but the Cloud Connect resources answer 403 (an action outside the role); "portal_user":
+# reads them, but may not start a plan or ask for a collection (403; no action links with the profile's
+# action_links "by_role").
+ROLES = ("portal_administrator", "portal_user", "restore_operator", "none")
 _NS = uuid.UUID("6f1d7c5e-4a52-4f55-9a39-5c1e4c0b2f10")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
@@ -76,6 +77,8 @@ def test_a_healthy_em_is_all_ok(profile: str) -> None:
         "datetime filter",
         "replica points",
         "data age",
+        "may start",
+        "may collect",
         "logout",
     ):
         assert got[check].startswith("OK "), (check, result.output)
@@ -86,7 +89,10 @@ def test_a_healthy_em_is_all_ok(profile: str) -> None:
 
 
 def test_an_old_em_reading_local_time_is_measured_and_warned() -> None:
-    with running_sim(demo(profile="em95")) as sim:
+    """EM documents DateTime filters as UTC since 9.0; one that read them as local time anyway is told."""
+    sc = scenario_from_dict(demo(profile="em95"))
+    local = dataclasses.replace(sc.profile, filter_utc_offset_seconds=-5 * 3600.0, filter_zone_honoured=False)
+    with running_sim(dataclasses.replace(sc, profile=local)) as sim:
         result = doctor(sim.url)
     got = lines(result)
     assert result.exit_code == 0, result.output  # warnings only: the exporter copes
@@ -94,6 +100,24 @@ def test_an_old_em_reading_local_time_is_measured_and_warned() -> None:
     assert got["api"].startswith("WARN") and "older than VBR 10" in got["api"]
     assert got["replica points"] == "OK found by UID filters with the bare GUID"
     assert got["empty results"] == "OK an empty result says no PagingInfo (accepted)"
+
+
+@pytest.mark.parametrize("action_links", ["always", "by_role"])
+def test_an_account_that_may_not_start_or_collect_is_told_where_em_shows_it(action_links: str) -> None:
+    """A portal user reads the plans but may not start them or ask for collections. An EM that leaves
+    out the links a role may not take shows it (WARN); one that shows every link cannot (OK: the link is
+    no promise, the start itself is the last word)."""
+    sc = scenario_from_dict(demo(roles={"monitor": "portal_user"}))
+    sc = dataclasses.replace(sc, profile=dataclasses.replace(sc.profile, action_links=action_links))
+    with running_sim(sc) as sim:
+        result = doctor(sim.url)
+    got = lines(result)
+    assert result.exit_code == 0, result.output  # warnings only: monitoring works
+    expected = "OK" if action_links == "always" else "WARN"
+    assert got["may start"].startswith(expected), got["may start"]
+    assert got["may collect"].startswith(expected), got["may collect"]
+    if expected == "WARN":
+        assert "Portal Administrator" in got["may start"]
 
 
 def test_wrong_password() -> None:
