@@ -187,6 +187,15 @@ def test_service_monitor_selects_the_service_and_names_the_job() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert svc["metadata"]["labels"][sm["spec"]["jobLabel"]] == "veeam-failover-exporter"
     assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "http"
+    # a stable instance: the release's name, not the pod's IP (offset and max_over_time survive restarts)
+    relabel = sm["spec"]["endpoints"][0]["relabelings"]
+    assert {"targetLabel": "instance", "replacement": svc["metadata"]["name"]} in relabel
+    (off,) = by_kind(
+        {**vals, "serviceMonitor": {**vals["serviceMonitor"], "stableInstance": False}}, "ServiceMonitor"
+    )
+    assert not any(
+        r.get("targetLabel") == "instance" for r in off["spec"]["endpoints"][0].get("relabelings") or []
+    )
 
 
 def test_secrets_appear_only_in_secret_objects() -> None:
