@@ -2,13 +2,16 @@
 is written to the audit log before the caller hears of it:
 
 authenticated -> a starter -> plan known -> kill switch -> plan allowed for this caller -> restore point
-policy -> (under the plan's lock) not a duplicate -> no session running, no decision waiting -> not
+policy -> none of its VMs in DR already (unless asked) -> (under the plan's lock) not a duplicate -> no session running, no decision waiting -> not
 within the cooldown -> approval required? (then a pending decision, and the same checks again once an
 approver says yes: approvals.py) -> dry run? -> (under the limits' lock) within the hourly limits ->
 "starting" on disk -> POST ?action=start -> "accepted" on disk -> follow the EM task in the background.
 
 HTTP status codes follow Alertmanager's retry rules: 4xx for what will never succeed (it does not
 retry), 5xx only for what may succeed later (EM down), so retries cannot storm.
+
+This module is the service the routes, /status and the metrics use (Actions); the checks run in
+start_path.py, pending decisions live in decisions.py, approvals in approvals.py, the audit log in audit/.
 """
 
 from __future__ import annotations
