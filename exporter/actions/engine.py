@@ -2,10 +2,11 @@
 is written to the audit log before the caller hears of it:
 
 authenticated -> a starter -> plan known -> kill switch -> plan allowed for this caller -> restore point
-policy -> none of its VMs in DR already (unless asked) -> (under the plan's lock) not a duplicate -> no session running, no decision waiting -> not
-within the cooldown -> approval required? (then a pending decision, and the same checks again once an
-approver says yes: approvals.py) -> dry run? -> (under the limits' lock) within the hourly limits ->
-"starting" on disk -> POST ?action=start -> "accepted" on disk -> follow the EM task in the background.
+policy -> none of its VMs in DR already (unless asked) -> (under the plan's lock) not a duplicate -> no
+session running, no decision waiting -> not within the cooldown -> approval required? (then a pending
+decision, and the same checks again once an approver says yes: approvals.py) -> dry run? -> (under the
+limits' lock) within the hourly limits -> "starting" on disk -> POST ?action=start -> "accepted" on disk
+-> follow the EM task in the background.
 
 HTTP status codes follow Alertmanager's retry rules: 4xx for what will never succeed (it does not
 retry), 5xx only for what may succeed later (EM down), so retries cannot storm.
