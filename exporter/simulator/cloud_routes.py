@@ -11,7 +11,7 @@ from starlette.responses import Response
 from exporter.em.errors import ParseError
 from exporter.em.timefmt import parse_time
 from exporter.em.xmldoc import parse_document
-from exporter.simulator import render
+from exporter.simulator import plan_actions, render
 from exporter.simulator.logons import Logon
 from exporter.simulator.responder import Responder
 
@@ -69,17 +69,24 @@ async def plan_action(sim: Responder, request: Request, caller: Logon) -> Respon
     if sim.replay is not None:
         return sim.error(request, 403, "A replayed Enterprise Manager starts nothing.")
     action = request.query_params.get("action", "")
-    if action != "start":
+    if action not in ("start", "test", "undo"):
         return sim.error(request, 400, f"Unsupported action '{action[:40]}'.")
     if sim.world.logon_book.role(caller.username) != "portal_administrator":
         return sim.error(request, 403, "Access denied.")
+    if action != "start":  # test and undo take no body (documented)
+        plan_id = request.path_params["id"]
+        act = plan_actions.test_plan if action == "test" else plan_actions.undo_plan
+        found = act(sim.world, plan_id, caller)
+        if found is None:
+            return sim.error(request, 404, "Cloud failover plan not found.")
+        return sim.respond(request, render.task_node(sim.base(request), found, "Running"), 202)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     try:
         start_now, start_date = _start_spec(ctype, raw)
     except ValueError as exc:
         return sim.error(request, 400, str(exc))
-    task = sim.world.start_plan(request.path_params["id"], start_now, start_date, caller)
+    task = plan_actions.start_plan(sim.world, request.path_params["id"], start_now, start_date, caller)
     if task is None:
         return sim.error(request, 404, "Cloud failover plan not found.")
     return sim.respond(request, render.task_node(sim.base(request), task, "Running"), 202)

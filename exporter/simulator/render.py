@@ -414,7 +414,7 @@ def task_node(base: str, task: SimTask, state: str) -> Node:
     links = [Link("Delete", href, None, "Task")]
     finished = state == "Finished"
     children: list[Node] = []
-    if finished and task.collection is None:
+    if finished and task.collection is None and not task.undo:
         links.append(
             Link(
                 "Related",

@@ -151,6 +151,15 @@ class Replication:
                     self.set_state(p.id, at, state)
             return n
 
+    def undo(self, plan: PlanSpec, at: float) -> int:
+        """The plan's VMs running from their replicas switch back: points in Failover are Ready from `at`."""
+        with self.lock:
+            pts = [p for vm in plan.vms for p in self.by_vm.get((plan.id, vm.name)) or ()]
+            back = [p for p in pts if self.state_at(p.id, at) == "Failover"]
+            for p in back:
+                self.set_state(p.id, at, "Ready")
+            return len(back)
+
     def failover(
         self, plan: PlanSpec, started: float, chosen: dict[str, Point | None], results: dict[str, str]
     ) -> None:

@@ -31,10 +31,14 @@ class SimTask:
     plan_name: str
     backup_server: str = ""
     collection: Collection | None = None  # a collection's task, not a start's
+    undo: bool = False  # ?action=undo: no session of its own (the finished example has no Related link)
 
     @property
     def operation(self) -> str:
-        return "StartCloudFailoverPlan" if self.collection is None else "CollectingBackupServer"
+        if self.collection is not None:
+            return "CollectingBackupServer"
+        # a test's task is a start's, as EM documents it: only the session it links can tell them apart
+        return "UndoCloudFailoverPlan" if self.undo else "StartCloudFailoverPlan"
 
     @property
     def message(self) -> str:
@@ -55,10 +59,13 @@ class Tasks:
         self.by_id: dict[str, SimTask] = {}
         self._seq = 0
 
-    def create(self, caller: Logon, session_id: str, plan_name: str, backup_server: str = "") -> SimTask:
+    def create(
+        self, caller: Logon, session_id: str, plan_name: str, backup_server: str = "", *, undo: bool = False
+    ) -> SimTask:
         now = self.clock()
         ready_at = now + self.scenario.task_delay / self.scenario.time_scale
-        return self._add(SimTask("", caller.session_id, now, ready_at, session_id, plan_name, backup_server))
+        task = SimTask("", caller.session_id, now, ready_at, session_id, plan_name, backup_server, undo=undo)
+        return self._add(task)
 
     def collect(self, caller: Logon, collection: Collection) -> SimTask:
         # Finished once the collection has started, as EM's example says ("Data collection started"),

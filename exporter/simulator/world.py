@@ -51,6 +51,8 @@ class World:
         # backup server ID (as the plans' links name it) -> its name
         self.servers = {stable_id("server", p.backup_server): p.backup_server for p in scenario.plans}
         self.starts: list[StartRecord] = []
+        self.tests: list[tuple[str, float]] = []  # (plan id, when) of each ?action=test
+        self.undos: list[tuple[str, float]] = []  # (plan id, when) of each ?action=undo
         self.logouts = 0
         self.cookie_requests = 0  # API calls that carried an EM cookie (a client should keep none)
         self.queries: collections.deque[str] = collections.deque(maxlen=500)  # decoded /api/query strings
@@ -96,12 +98,17 @@ class World:
                 at += plan.repeat_every / self.scenario.time_scale
                 self._next_start[plan_id] = at
 
-    def _new_session(self, plan: PlanSpec, started: float, start_date: float | None) -> DynamicSession:
+    def _new_session(
+        self, plan: PlanSpec, started: float, start_date: float | None, *, test: bool = False
+    ) -> DynamicSession:
+        """A failover session of the plan; `test`: a test failover, which "does not switch from a
+        production VM to its replica" (the replicas' State stays)."""
         sid = str(uuid.uuid4())
         points = self.replication.choose(plan, start_date if start_date is not None else started)
         session = DynamicSession(id=sid, plan=plan, started=started, points=points)
         self.dynamic[sid] = session
-        self.replication.failover(plan, started, points, {})
+        if not test:
+            self.replication.failover(plan, started, points, {})
         return session
 
     def add_session(self, plan_name: str, started: float) -> str:
@@ -151,20 +158,6 @@ class World:
         return next((s for s in self.sessions() if s.id == session_id), None)
 
     # -- actions -----------------------------------------------------------------------------
-
-    def start_plan(
-        self, plan_id: str, start_now: bool, start_date: float | None, caller: Logon
-    ) -> SimTask | None:
-        now = self.clock()
-        with self.lock:
-            plan = self.plans.get(plan_id)
-            if plan is None:
-                return None
-            self.starts.append(
-                StartRecord(plan_id=plan_id, start_now=start_now, start_date=start_date, at=now)
-            )
-            session = self._new_session(plan, now, start_date)
-            return self.task_book.create(caller, session.id, plan.name, plan.backup_server)
 
     def collect(self, server_id: str, caller: Logon) -> SimTask | None:
         """POST /api/backupServers/{ID}?action=collect: a collection from that backup server, and its task."""

@@ -145,6 +145,51 @@ def test_start_task_lifecycle_with_related_session(sim: RunningSim) -> None:
     assert plain_http.get(f"{sim.url}/api/tasks/task-1", headers=h).status_code == 404
 
 
+def test_a_test_failover_and_an_undo_as_em_documents_them() -> None:
+    """?action=test (no body): 202 and a Task whose Operation is a start's, its session linked once done;
+    the replicas' State stays (a test does not switch from a production VM). ?action=undo: 202 and a Task
+    UndoCloudFailoverPlan with no Related link; the VMs running from their replicas switch back."""
+    scenario = {
+        "time_scale": 1,
+        "task_delay_seconds": 1,
+        "plans": [{"name": "ACME", "backup_server": "vbr01", "vms": ["web", "db"]}],
+    }
+    with running_sim(scenario) as sim:
+        h = {"X-RestSvcSessionId": logon(sim)}
+        plan = next(iter(sim.world.plans))
+
+        def states() -> set[str]:
+            return {state for _, state in sim.world.replica_points()}
+
+        base = f"{sim.url}/api/cloud/cloudFailoverPlans/{plan}"
+        tested = parse.parse_task(plain_http.post(f"{base}?action=test", headers=h).content)
+        assert tested.operation == "StartCloudFailoverPlan" and tested.state == "Running"
+        sim.clock.advance(2)
+        done = parse.parse_task(plain_http.get(f"{sim.url}/api/tasks/{tested.id}", headers=h).content)
+        assert done.state == "Finished" and done.related_session_id
+        assert [s.id for s in sim.world.sessions()] == [done.related_session_id]
+        sim.clock.advance(60)
+        assert "Failover" not in states()  # a test leaves the replicas as they were
+        assert [p for p, _ in sim.world.tests] == [plan]
+        # a real failover puts them in Failover; an undo switches them back
+        start = b'<CloudFailoverPlanManagementSpec xmlns="http://www.veeam.com/ent/v1.0"><StartNow>true</StartNow></CloudFailoverPlanManagementSpec>'
+        r = plain_http.post(
+            f"{base}?action=start", headers={**h, "Content-Type": "application/xml"}, content=start
+        )
+        assert r.status_code == 202
+        sim.clock.advance(60)
+        assert "Failover" in states()
+        r = plain_http.post(f"{base}?action=undo", headers=h)
+        assert r.status_code == 202
+        undo = parse.parse_task(r.content)
+        assert undo.operation == "UndoCloudFailoverPlan"
+        sim.clock.advance(2)
+        finished = parse.parse_task(plain_http.get(f"{sim.url}/api/tasks/{undo.id}", headers=h).content)
+        assert finished.state == "Finished" and finished.related_session_id is None
+        assert "Failover" not in states()
+        assert plain_http.post(f"{base}?action=rewind", headers=h).status_code == 400
+
+
 @pytest.mark.parametrize(
     ("ctype", "body", "message"),
     [
